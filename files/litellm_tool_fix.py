@@ -1,0 +1,1 @@
+"""Placeholder until the tool-fix callback lands (issue 5)."""

@@ -1,0 +1,5 @@
+"""Subcommands of ``sparkdeploy``; each module has ``add_parser(subparsers)``."""
+
+from sparkdeploy.commands import render
+
+COMMANDS = [render]

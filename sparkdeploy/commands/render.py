@@ -1,0 +1,46 @@
+"""``sparkdeploy render HOST``: write every file the deploy would place on HOST, locally."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sparkdeploy.errors import ConfigError
+from sparkdeploy.inventory import hosts_data, load_inventory, parse_data_overrides
+from sparkdeploy.plan import plan_host, validate_inventory
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "render", help="write the files the deploy would place on a host into a local folder",
+        description="Render compose files, proxy config and callback for HOST without "
+        "contacting any host.")
+    parser.add_argument("host", help="inventory host name")
+    parser.add_argument("--out", default="rendered", help="output folder (default: rendered/)")
+    parser.add_argument("--inventory", default="inventory.py", help="inventory file")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                        help="override host data, as pyinfra --data does (repeatable)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inventory = load_inventory(args.inventory, parse_data_overrides(args.data))
+    data = hosts_data(inventory)
+    if args.host not in data:
+        raise ConfigError(args.inventory, None, f"no host named {args.host!r}",
+                          allowed=", ".join(sorted(data)) or "no hosts defined")
+    plan = plan_host(args.host, data, validate_inventory(data))
+    out = Path(args.out)
+    for rendered in plan.files:
+        target = out / rendered.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, int(rendered.mode, 8))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(rendered.content)
+        os.chmod(target, int(rendered.mode, 8))
+        print(target)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

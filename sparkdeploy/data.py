@@ -1,0 +1,70 @@
+"""Host data as the deploy sees it, checked against the defaults in ``group_data/all.py``.
+
+pyinfra merges ``--data``, host, group and global data without looking at types; a string where
+an integer belongs would only fail deep inside a template or on the host. Checking every host's
+data against the type of its documented default turns that into an error before any change.
+"""
+
+from __future__ import annotations
+
+import runpy
+import types
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sparkdeploy.errors import ConfigError, type_name
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "group_data" / "all.py"
+
+
+@cache
+def documented_defaults() -> dict[str, Any]:
+    """The module-level values of group_data/all.py, the way pyinfra reads them."""
+    values = runpy.run_path(str(DEFAULTS_FILE))
+    return {
+        key: value for key, value in values.items()
+        if not key.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+
+
+def check_types(host_name: str, data: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for a data value whose type differs from its default's."""
+    for key, default in documented_defaults().items():
+        if default is None or key not in data:
+            continue
+        value = data[key]
+        if not _same_kind(default, value):
+            raise ConfigError(
+                f"host {host_name!r} (inventory.py, group_data/ or --data)", key,
+                f"expected {type_name(default)} like the default in group_data/all.py, "
+                f"got {type_name(value)} {value!r}",
+            )
+
+
+def _same_kind(default: object, value: object) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def service_home(data: Mapping[str, Any]) -> str:
+    """Home directory of the service user."""
+    return data.get("service_home") or f"/home/{data['service_user']}"
+
+
+def upstream_checkout_dir(data: Mapping[str, Any]) -> str:
+    """Where the eugr/spark-vllm-docker checkout lives (mods are read from it)."""
+    return data.get("upstream_checkout_dir") or f"{service_home(data)}/spark-vllm-docker"
+
+
+def project_path(path: str) -> Path:
+    """Resolve a data path relative to the project root (where inventory.py lives)."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate

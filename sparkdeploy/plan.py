@@ -1,0 +1,105 @@
+"""What the deploy will place on each host, computed for the whole inventory at once.
+
+Validating every host together means one bad recipe or data value stops the run before any
+host changes, and the proxy sees every model of its site. ``deploy.py`` places these files;
+``sparkdeploy render`` writes them to a local folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from sparkdeploy.data import PROJECT_ROOT, check_types
+from sparkdeploy.proxy import (
+    CALLBACK_MODULE,
+    litellm_config,
+    proxy_compose,
+    secrets_env,
+    site_models,
+)
+from sparkdeploy.secrets import host_secrets
+from sparkdeploy.vllm_service import VllmService, build_vllm_service
+
+CALLBACK_SOURCE = PROJECT_ROOT / "files" / f"{CALLBACK_MODULE}.py"
+_HEADER = "# Rendered by sparkdeploy ({what}); local edits are overwritten by the next deploy.\n"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file for a host. ``secret`` files are never shown in diffs or logs."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+    user: str = "root"
+    group: str = "root"
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host_name: str
+    vllm: VllmService | None
+    vllm_files: list[RenderedFile] = field(default_factory=list)
+    proxy_files: list[RenderedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[RenderedFile]:
+        return self.vllm_files + self.proxy_files
+
+
+def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str, VllmService]:
+    """Check every host's data and recipe; return the model servers by host name."""
+    for host_name, data in hosts_data.items():
+        check_types(host_name, data)
+    return {
+        host_name: service for host_name, data in hosts_data.items()
+        if (service := build_vllm_service(host_name, data)) is not None
+    }
+
+
+def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
+              services: Mapping[str, VllmService]) -> HostPlan:
+    """Render one host's files (secrets are generated here, so only for hosts being deployed)."""
+    data = hosts_data[host_name]
+    service = services.get(host_name)
+    warnings = list(service.warnings) if service else []
+    vllm_files = [_vllm_compose_file(service, data)] if service else []
+    proxy_files = []
+    if data.get("proxy_enabled"):
+        models = site_models(host_name, hosts_data, services)
+        if not models:
+            warnings.append(f"host {host_name!r} runs the proxy but no host in site "
+                            f"{data['proxy_site']!r} serves a model")
+        proxy_files = _proxy_files(host_name, data, models)
+    return HostPlan(host_name, service, vllm_files, proxy_files, warnings)
+
+
+def _yaml(document: Any, what: str) -> str:
+    return _HEADER.format(what=what) + yaml.safe_dump(
+        document, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _vllm_compose_file(service: VllmService, data: Mapping[str, Any]) -> RenderedFile:
+    return RenderedFile(
+        path=f"{data['vllm_compose_dir']}/compose.yaml",
+        content=_yaml(service.compose, f"vLLM, recipe {service.recipe.name!r}"),
+    )
+
+
+def _proxy_files(host_name: str, data: Mapping[str, Any],
+                 models: list[dict[str, Any]]) -> list[RenderedFile]:
+    directory = data["proxy_compose_dir"]
+    return [
+        RenderedFile(f"{directory}/compose.yaml", _yaml(proxy_compose(data), "LiteLLM proxy")),
+        RenderedFile(f"{directory}/config.yaml",
+                     _yaml(litellm_config(models, data), "LiteLLM proxy")),
+        RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", CALLBACK_SOURCE.read_text()),
+        RenderedFile(f"{directory}/secrets.env",
+                     secrets_env(host_secrets(host_name, data)), mode="0600", secret=True),
+    ]

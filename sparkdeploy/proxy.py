@@ -1,0 +1,121 @@
+"""The LiteLLM proxy (+ Postgres) compose project and its ``config.yaml``.
+
+The proxy routes to every model served in its site, through the ``hosted_vllm/`` prefix (the
+``openai/`` prefix silently switches /v1/messages to the Responses API), with the tool-fix
+callback mounted so Claude Code gets ``tool_use`` blocks from gpt-oss. Secrets never appear in
+these files: compose reads them from ``secrets.env`` (mode 0600), the config from the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from sparkdeploy.vllm_service import VllmService
+
+CALLBACK_MODULE = "litellm_tool_fix"
+CALLBACK = f"{CALLBACK_MODULE}.{CALLBACK_MODULE}"
+_DB_USER = "llmproxy"
+_DB_NAME = "litellm"
+_CONTAINER_PORT = 4000
+
+
+def site_models(
+    proxy_host: str, hosts_data: Mapping[str, Mapping[str, Any]],
+    services: Mapping[str, VllmService],
+) -> list[dict[str, Any]]:
+    """LiteLLM ``model_list`` entries for every model served in the proxy host's site."""
+    site = hosts_data[proxy_host]["proxy_site"]
+    entries = []
+    for host_name, service in services.items():
+        data = hosts_data[host_name]
+        if data["proxy_site"] != site:
+            continue
+        if host_name == proxy_host:
+            address = "host.docker.internal"  # vLLM uses the host network, the proxy a bridge
+        else:
+            address = data.get("vllm_address") or host_name
+        entries.append({
+            "model_name": service.served_name,
+            "litellm_params": {
+                "model": f"hosted_vllm/{service.served_name}",
+                "api_base": f"http://{address}:{service.port}/v1",
+                "api_key": "unused",
+            },
+        })
+    return entries
+
+
+def litellm_config(models: list[dict[str, Any]], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The proxy's config.yaml; secrets are referenced from the environment, never inlined."""
+    return {
+        "model_list": models,
+        "litellm_settings": {"drop_params": True, "callbacks": [CALLBACK]},
+        "general_settings": {
+            "master_key": "os.environ/LITELLM_MASTER_KEY",
+            "database_url": "os.environ/DATABASE_URL",
+            "store_model_in_db": False,
+            "store_prompts_in_spend_logs": bool(data["proxy_store_prompts"]),
+        },
+    }
+
+
+def proxy_compose(data: Mapping[str, Any]) -> dict[str, Any]:
+    """LiteLLM and its Postgres as one compose project."""
+    liveliness = (f"import urllib.request; urllib.request.urlopen("
+                  f"'http://127.0.0.1:{_CONTAINER_PORT}/health/liveliness', timeout=5)")
+    return {
+        "name": "litellm",
+        "services": {
+            "litellm": {
+                "image": data["proxy_image"],
+                "container_name": "litellm",
+                "command": ["--config", "/app/config.yaml", "--port", str(_CONTAINER_PORT)],
+                "ports": [f"{data['proxy_bind_address']}:{data['proxy_port']}:{_CONTAINER_PORT}"],
+                "volumes": [
+                    "./config.yaml:/app/config.yaml:ro",
+                    f"./{CALLBACK_MODULE}.py:/app/{CALLBACK_MODULE}.py:ro",
+                ],
+                "env_file": ["secrets.env"],
+                # The packaged cost map; without this LiteLLM fetches one from the internet.
+                "environment": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                "extra_hosts": ["host.docker.internal:host-gateway"],
+                "depends_on": {"litellm-db": {"condition": "service_healthy"}},
+                "healthcheck": {
+                    "test": ["CMD", "python3", "-c", liveliness],
+                    "interval": "15s",
+                    "timeout": "10s",
+                    "retries": 5,
+                    "start_period": "60s",
+                },
+                "restart": "unless-stopped",
+            },
+            "litellm-db": {
+                "image": data["proxy_db_image"],
+                "container_name": "litellm-db",
+                "environment": {"POSTGRES_USER": _DB_USER, "POSTGRES_DB": _DB_NAME},
+                "env_file": ["secrets.env"],
+                "volumes": ["litellm-db-data:/var/lib/postgresql/data"],
+                "healthcheck": {
+                    "test": ["CMD", "pg_isready", "-U", _DB_USER, "-d", _DB_NAME],
+                    "interval": "10s",
+                    "timeout": "5s",
+                    "retries": 10,
+                },
+                "restart": "unless-stopped",
+            },
+        },
+        "volumes": {"litellm-db-data": {}},
+    }
+
+
+def secrets_env(secrets: Mapping[str, str]) -> str:
+    """The compose env file with the proxy's secrets (placed with mode 0600)."""
+    password = secrets["proxy_db_password"]
+    url = f"postgresql://{_DB_USER}:{quote(password, safe='')}@litellm-db:5432/{_DB_NAME}"
+    return (
+        f"LITELLM_MASTER_KEY={secrets['proxy_master_key']}\n"
+        f"POSTGRES_PASSWORD={password}\n"
+        f"DATABASE_URL={url}\n"
+    )

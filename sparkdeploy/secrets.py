@@ -1,0 +1,69 @@
+"""Per-deployment secrets: supplied by the operator or generated once, never defaulted or printed.
+
+Generated values are kept on the workstation in ``secrets_dir`` (mode 0600, never committed) so
+every later run renders the same files and a converged host reports no change. On hosts they
+only ever land in files of mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sparkdeploy.data import project_path
+from sparkdeploy.errors import ConfigError
+
+# name -> how to make a fresh value (LiteLLM requires master keys to start with "sk-")
+_GENERATORS = {
+    "proxy_master_key": lambda: "sk-" + secrets.token_urlsafe(32),
+    "proxy_db_password": lambda: secrets.token_urlsafe(24),
+}
+_WELL_KNOWN = {"sk-1234", "dbpassword9090", "password", "changeme", "dummy"}
+
+
+def secret_store_path(host_name: str, data: Mapping[str, Any]) -> Path:
+    """The local file holding a host's generated secrets."""
+    safe = host_name.replace("/", "_").replace("@", "")
+    return project_path(data["secrets_dir"]) / f"{safe}.json"
+
+
+def host_secrets(host_name: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """The host's secrets: operator-supplied where given, else generated once and stored."""
+    supplied = {name: data.get(name) for name in _GENERATORS if data.get(name)}
+    for name, value in supplied.items():
+        if not isinstance(value, str) or value in _WELL_KNOWN or len(value) < 16:
+            raise ConfigError(f"host {host_name!r} data", name,
+                              "a supplied secret must be a string of at least 16 characters "
+                              "that is not a well-known default")
+    missing = [name for name in _GENERATORS if name not in supplied]
+    if not missing:
+        return supplied
+    path = secret_store_path(host_name, data)
+    stored = _read(path)
+    fresh = {name: _GENERATORS[name]() for name in missing if name not in stored}
+    if fresh:
+        stored.update(fresh)
+        _write(path, stored)
+    return {**{name: stored[name] for name in missing}, **supplied}
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), None, f"cannot read the secret store: {exc}") from exc
+
+
+def _write(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle, indent=2, sort_keys=True)
+    tmp.replace(path)

@@ -1,0 +1,303 @@
+"""The vLLM compose service a host runs, built from its recipe and host data.
+
+It reproduces what upstream's ``launch-cluster.sh`` does with ``docker run`` (host network,
+``ipc: host``, all GPUs, nofile 1048576, the cache mounts, the base environment) as a compose
+project, and fixes what the seeds found wrong with it: recipe ``env`` goes through the container
+environment (the launch script loses inner quotes), restarts are bounded (``unless-stopped``
+loops and leaks unified memory), and vLLM is the preferred OOM victim.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkdeploy.data import service_home, upstream_checkout_dir
+from sparkdeploy.errors import ConfigError
+from sparkdeploy.recipes import (
+    Recipe,
+    command_argv,
+    load_recipe,
+    placeholder_values,
+    render_command,
+)
+
+MXFP4_GPU_MEMORY_LIMIT = 0.90
+# Memory vLLM needs beyond weights and KV cache (activations, CUDA graphs, allocator slack).
+_RUNTIME_OVERHEAD_GIB = 6
+_MOD_SENTINEL = "/workspace/.sparkdeploy-mods-applied"
+_MODS_SOURCE_DIR = "/opt/sparkdeploy-mods"
+
+
+@dataclass(frozen=True)
+class VllmService:
+    """Everything the deploy and the proxy need to know about one host's model server."""
+
+    host_name: str
+    recipe: Recipe
+    values: Mapping[str, Any]
+    command: str
+    argv: list[str]
+    served_name: str
+    port: int
+    compose: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_vllm_service(host_name: str, data: Mapping[str, Any]) -> VllmService | None:
+    """Validate the host's recipe and data and build its compose project (None: serves no model)."""
+    if not data.get("recipe"):
+        return None
+    source = f"host {host_name!r} data"
+    recipe = load_recipe(str(data["recipe"]))
+    if recipe.cluster_only:
+        raise ConfigError(recipe.source, "cluster_only",
+                          f"host {host_name!r} is a single Spark and this recipe needs a cluster",
+                          allowed="a recipe without cluster_only: true")
+    values = placeholder_values(recipe, data.get("vllm_params") or {}, solo=True, source=source)
+    command = render_command(recipe, values, solo=True)
+    argv = command_argv(command, recipe.source)
+    _check_gpu_memory(recipe, values, data, source)
+
+    served_name = _served_name(argv, recipe)
+    port = _port(argv, values, recipe)
+    warnings = _memory_warnings(recipe, values, argv, data, host_name)
+    compose = _compose(recipe, argv, port, data)
+    return VllmService(host_name, recipe, values, command, argv, served_name, port, compose, warnings)
+
+
+def _check_gpu_memory(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any],
+                      source: str) -> None:
+    utilization = values.get("gpu_memory_utilization")
+    if not isinstance(utilization, (int, float)) or isinstance(utilization, bool):
+        return
+    if any(mod.rstrip("/").endswith("gpu-mem-util-gb") for mod in recipe.mods):
+        return  # with this mod upstream reads the value as GiB, not a fraction
+    if not 0 < utilization <= 1:
+        raise ConfigError(source, "vllm_params.gpu_memory_utilization",
+                          f"{utilization} is not a fraction of memory", allowed="0 < value <= 1")
+    is_mxfp4 = "--exp-mxfp4" in recipe.build_args or recipe.container.endswith("mxfp4")
+    if (is_mxfp4 and utilization > MXFP4_GPU_MEMORY_LIMIT
+            and not data.get("vllm_allow_high_gpu_memory_utilization")):
+        raise ConfigError(
+            source, "vllm_params.gpu_memory_utilization",
+            f"{utilization} on the mxfp4 image ({recipe.container}) leaves too little memory for "
+            "its overhead and OOMs the box",
+            allowed=f"at most {MXFP4_GPU_MEMORY_LIMIT}, or set "
+            "vllm_allow_high_gpu_memory_utilization: true",
+        )
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _served_name(argv: list[str], recipe: Recipe) -> str:
+    """The model id clients see: --served-model-name, else the model vLLM was told to serve."""
+    served = _flag_value(argv, "--served-model-name")
+    if served:
+        return served
+    if argv[:2] == ["vllm", "serve"] and len(argv) > 2 and not argv[2].startswith("-"):
+        return argv[2]
+    model = _flag_value(argv, "--model") or recipe.model
+    if not model:
+        raise ConfigError(recipe.source, "command",
+                          "cannot tell which model the command serves",
+                          allowed="'vllm serve MODEL ...', --served-model-name or a 'model' key")
+    return model
+
+
+def _port(argv: list[str], values: Mapping[str, Any], recipe: Recipe) -> int:
+    port = _flag_value(argv, "--port") or values.get("port") or 8000
+    try:
+        return int(port)
+    except ValueError as exc:
+        raise ConfigError(recipe.source, "command", f"--port {port!r} is not a number") from exc
+
+
+def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
+                     data: Mapping[str, Any], host_name: str) -> list[str]:
+    """Warn when weights plus one full-length sequence's KV cache exceed vLLM's memory share."""
+    profile = (data.get("vllm_model_profiles") or {}).get(recipe.model or "")
+    utilization = values.get("gpu_memory_utilization")
+    if not profile or not isinstance(utilization, (int, float)) or utilization > 1:
+        return []
+    max_len = values.get("max_model_len")
+    if not isinstance(max_len, int) or isinstance(max_len, bool):
+        max_len = profile.get("max_context", 0)
+    kv_bytes = 1 if (_flag_value(argv, "--kv-cache-dtype") or "").startswith("fp8") else 2
+    per_token = 2 * profile["layers"] * profile["kv_heads"] * profile["head_dim"] * kv_bytes
+    kv_gib = per_token * max_len / 2**30
+    needed = profile["weights_gib"] + kv_gib + _RUNTIME_OVERHEAD_GIB
+    budget = utilization * data.get("spark_memory_gib", 128)
+    if needed <= budget:
+        return []
+    return [
+        f"host {host_name!r}: max_model_len {max_len} is unlikely to fit: about {needed:.0f} GiB "
+        f"needed ({profile['weights_gib']} weights + {kv_gib:.1f} KV cache + "
+        f"{_RUNTIME_OVERHEAD_GIB} runtime) but gpu_memory_utilization {utilization} gives vLLM "
+        f"{budget:.0f} GiB; lower max_model_len or raise gpu_memory_utilization"
+    ]
+
+
+def _compose(recipe: Recipe, argv: list[str], port: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    home = service_home(data)
+    environment = dict(data.get("vllm_base_env") or {})
+    volumes = {container: f"{home}/{host_path}"
+               for host_path, container in (data.get("vllm_cache_mounts") or {}).items()}
+    if data.get("model_store") == "nfs":
+        store = data["model_store_container_dir"]
+        volumes[store] = f"{data['model_store_nfs_dir']}:ro"
+        environment["HF_HUB_CACHE"] = store
+    service: dict[str, Any] = {
+        "image": recipe.container,
+        "container_name": data.get("vllm_container_name", "vllm_node"),
+        "network_mode": "host",
+        "ipc": "host",
+        "entrypoint": [],
+        "environment": environment,
+        "ulimits": {"nofile": {"soft": data["vllm_nofile_limit"],
+                               "hard": data["vllm_nofile_limit"]}},
+        "deploy": {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]},
+        ]}}},
+        "restart": f"on-failure:{data['vllm_restart_max_attempts']}",
+        "oom_score_adj": data["vllm_oom_score_adj"],
+        "healthcheck": {
+            "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
+            "interval": "30s",
+            "timeout": "10s",
+            "retries": 3,
+            "start_period": data["vllm_healthcheck_start_period"],
+        },
+        "labels": {"io.sparkdeploy.recipe": recipe.name},
+    }
+    if data.get("vllm_privileged"):
+        service["privileged"] = True
+    _apply_docker_args(service, volumes, recipe)
+    environment.update(recipe.env)
+    service["volumes"] = [_volume(source, target) for target, source in volumes.items()]
+    if recipe.mods:
+        service["working_dir"] = "/workspace/vllm"
+        service["command"] = ["bash", "-c", _mods_script(recipe, argv)]
+        checkout = upstream_checkout_dir(data)
+        service["volumes"] += [f"{checkout}/{mod}:{_MODS_SOURCE_DIR}/{_mod_name(mod)}:ro"
+                               for mod in recipe.mods]
+    else:
+        service["command"] = argv
+    return {"name": "vllm", "services": {"vllm": service}}
+
+
+def _volume(source: str, target: str) -> str:
+    path, _, mode = source.partition(":")
+    return f"{path}:{target}:{mode}" if mode else f"{path}:{target}"
+
+
+def _mod_name(mod: str) -> str:
+    return mod.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _mods_script(recipe: Recipe, argv: list[str]) -> str:
+    """Apply mods once per container (they patch the container layer and are not idempotent)."""
+    steps = [f"if [ ! -e {_MOD_SENTINEL} ]; then"]
+    for mod in recipe.mods:
+        name = _mod_name(mod)
+        steps.append(
+            f"  mkdir -p /workspace/mods && cp -r {_MODS_SOURCE_DIR}/{name} /workspace/mods/{name}"
+            f" && (cd /workspace/mods/{name} && WORKSPACE_DIR=/workspace/vllm bash ./run.sh)"
+            " || exit 1"
+        )
+    steps.append(f"  touch {_MOD_SENTINEL}")
+    steps.append("fi")
+    steps.append("exec " + shlex.join(argv))
+    return "\n".join(steps)
+
+
+_SUPPORTED_DOCKER_ARGS = (
+    "-v/--volume", "-e/--env", "--ulimit", "--shm-size", "--cap-add", "--device",
+    "--security-opt", "--memory", "--memory-swap", "--pids-limit", "--privileged",
+)
+
+
+def _apply_docker_args(service: dict[str, Any], volumes: dict[str, str], recipe: Recipe) -> None:
+    """Map the recipe's extra_docker_args onto compose keys; a mount for a container path that
+    the standard set also mounts replaces it (compose rejects duplicate targets)."""
+    args = list(recipe.extra_docker_args)
+    while args:
+        flag = args.pop(0)
+        name, inline, value = flag.partition("=") if flag.startswith("--") else (flag, "", "")
+        if name == "--privileged":
+            service["privileged"] = True
+            continue
+        if name not in _FLAG_KEYS:
+            raise ConfigError(recipe.source, "extra_docker_args",
+                              f"unsupported docker flag {name!r}",
+                              allowed=", ".join(_SUPPORTED_DOCKER_ARGS))
+        if not inline:
+            if not args:
+                raise ConfigError(recipe.source, "extra_docker_args", f"{name} needs a value")
+            value = args.pop(0)
+        _FLAG_KEYS[name](service, volumes, value, recipe)
+
+
+def _add_volume(service: dict, volumes: dict[str, str], value: str, recipe: Recipe) -> None:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise ConfigError(recipe.source, "extra_docker_args",
+                          f"volume {value!r} is not SOURCE:TARGET[:MODE]")
+    source = parts[0] + (f":{parts[2]}" if len(parts) == 3 else "")
+    volumes[parts[1]] = source
+
+
+def _add_env(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
+    key, sep, env_value = value.partition("=")
+    if not sep:
+        raise ConfigError(recipe.source, "extra_docker_args", f"environment {value!r} is not KEY=VALUE")
+    service["environment"][key] = env_value
+
+
+def _add_ulimit(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
+    name, _, limits = value.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        service["ulimits"][name] = {"soft": int(soft), "hard": int(hard or soft)}
+    except ValueError as exc:
+        raise ConfigError(recipe.source, "extra_docker_args",
+                          f"ulimit {value!r} is not NAME=SOFT[:HARD] with numbers") from exc
+
+
+def _append(key: str):
+    def add(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
+        service.setdefault(key, []).append(value)
+    return add
+
+
+def _set(key: str, convert=str):
+    def add(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
+        try:
+            service[key] = convert(value)
+        except ValueError as exc:
+            raise ConfigError(recipe.source, "extra_docker_args",
+                              f"{key} value {value!r} is not valid") from exc
+    return add
+
+
+_FLAG_KEYS = {
+    "-v": _add_volume, "--volume": _add_volume,
+    "-e": _add_env, "--env": _add_env,
+    "--ulimit": _add_ulimit,
+    "--shm-size": _set("shm_size"),
+    "--cap-add": _append("cap_add"),
+    "--device": _append("devices"),
+    "--security-opt": _append("security_opt"),
+    "--memory": _set("mem_limit"),
+    "--memory-swap": _set("memswap_limit"),
+    "--pids-limit": _set("pids_limit", int),
+}
