@@ -32,10 +32,9 @@ def site_models(
         data = hosts_data[host_name]
         if data["proxy_site"] != site:
             continue
-        if host_name == proxy_host:
-            address = "host.docker.internal"  # vLLM uses the host network, the proxy a bridge
-        else:
-            address = data.get("vllm_address") or host_name
+        # vLLM uses the host network and the proxy a bridge: a same-host vLLM is the gateway.
+        address = ("host.docker.internal" if host_name == proxy_host
+                   else data.get("vllm_address") or host_name)
         entries.append({
             "model_name": service.served_name,
             "litellm_params": {
@@ -53,8 +52,8 @@ def litellm_config(models: list[dict[str, Any]], data: Mapping[str, Any]) -> dic
         "model_list": models,
         "litellm_settings": {"drop_params": True, "callbacks": [CALLBACK]},
         "general_settings": {
+            # DATABASE_URL is read from the environment (secrets.env) by the proxy itself.
             "master_key": "os.environ/LITELLM_MASTER_KEY",
-            "database_url": "os.environ/DATABASE_URL",
             "store_model_in_db": False,
             "store_prompts_in_spend_logs": bool(data["proxy_store_prompts"]),
         },
