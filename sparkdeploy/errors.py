@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pyinfra.api.exceptions import PyinfraError
 
-class ConfigError(Exception):
+
+class ConfigError(PyinfraError):
     """Bad operator input (a recipe, group data, a ``--data`` override), found before any change.
 
     The message always names where the value came from, the key, what is wrong and, when it can,
-    what is allowed, so the operator can fix it without reading code.
+    what is allowed, so the operator can fix it without reading code. It is a ``PyinfraError`` so
+    the pyinfra CLI reports it as one line and exits 1 instead of printing a traceback.
     """
 
     def __init__(self, source: str, key: str | None, problem: str, allowed: str | None = None):

@@ -41,7 +41,7 @@ _KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 SCALAR_TYPES = (str, int, float, bool)
 _EXECUTOR_BACKEND = re.compile(r"\s--distributed-executor-backend(?:=|\s+)\S+")
-_LINE_CONTINUATION = re.compile(r"\\\s*\n")
+_LINE_CONTINUATION = re.compile(r"[ \t]*\\[ \t]*\n\s*")
 
 
 @dataclass(frozen=True)
@@ -243,8 +243,8 @@ def render_command(recipe: Recipe, values: Mapping[str, Any], *, solo: bool) -> 
     if missing:
         raise ConfigError(
             recipe.source, "command", f"unknown placeholder {{{missing[0]}}}",
-            allowed="placeholders with a value: " + ", ".join(sorted(values)) +
-            " (add it to the recipe's defaults or to the host's vllm_params)",
+            allowed=", ".join(sorted(values)) + "; define others in the recipe's defaults or the "
+            "host's vllm_params",
         )
     command = recipe.command.format(**values)
     command = _LINE_CONTINUATION.sub(" ", command).strip()

@@ -1,0 +1,34 @@
+"""Shared helpers for the offline unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sparkdeploy.inventory import hosts_data, load_inventory
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def inventory_data(tmp_path):
+    """Every inventory host's data, with generated secrets kept out of the project tree."""
+
+    def load(**overrides):
+        data = {"secrets_dir": str(tmp_path / "secrets"), **overrides}
+        return hosts_data(load_inventory("inventory.py", data))
+
+    return load
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """Write recipe YAML to a temporary file and return its path."""
+
+    def write(text: str, name: str = "recipe.yaml") -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+
+    return write

@@ -1,0 +1,149 @@
+"""Recipe loading, validation and placeholder rendering (upstream v1 semantics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkdeploy.errors import ConfigError
+from sparkdeploy.recipes import (
+    RECIPES_DIR,
+    command_argv,
+    load_recipe,
+    parse_recipe,
+    placeholder_values,
+    render_command,
+)
+
+MINIMAL = """\
+recipe_version: "1"
+name: Tiny
+container: vllm-node
+command: |
+  vllm serve org/model --port {port}
+defaults:
+  port: 8000
+"""
+
+# The seed's command (blog post 9/9, "The Solo Recipe") with its defaults substituted by hand.
+SEED_COMMAND = """
+vllm serve openai/gpt-oss-120b --tool-call-parser openai --reasoning-parser openai_gptoss
+--enable-auto-tool-choice --tensor-parallel-size 1 --gpu-memory-utilization 0.7 --enforce-eager
+--enable-prefix-caching --load-format fastsafetensors --quantization mxfp4 --mxfp4-backend CUTLASS
+--mxfp4-layers moe,qkv,o,lm_head --attention-backend FLASHINFER --kv-cache-dtype fp8
+--max-model-len 4096 --max-num-batched-tokens 32768 --host 0.0.0.0 --port 8000
+"""
+
+
+def render(recipe, overrides=None, solo=True):
+    values = placeholder_values(recipe, overrides or {}, solo=solo, source="test")
+    return render_command(recipe, values, solo=solo)
+
+
+def test_seed_recipe_loads_as_written():
+    recipe = load_recipe("openai-gpt-oss-120b")
+    assert recipe.container == "vllm-node-mxfp4"
+    assert recipe.build_args == ("--exp-mxfp4",)
+    assert recipe.extra_docker_args == (
+        "-v", "/home/cluster/.cache/tiktoken_rs:/root/.cache/tiktoken_rs",
+        "-v", "/home/cluster/.cache/ccache:/root/.cache/ccache",
+    )
+    assert recipe.env["TIKTOKEN_RS_CACHE_DIR"] == "/root/.cache/tiktoken_rs"
+
+
+def test_seed_recipe_command_equals_seed_flag_for_flag():
+    recipe = load_recipe("openai-gpt-oss-120b")
+    assert command_argv(render(recipe), recipe.source) == SEED_COMMAND.split()
+
+
+def test_recipe_lookup_by_path_and_name_without_extension(write_recipe):
+    path = write_recipe(MINIMAL, "tiny.yaml")
+    assert load_recipe(path).name == "Tiny"
+    assert load_recipe(path.removesuffix(".yaml")).name == "Tiny"
+    assert load_recipe(str(RECIPES_DIR / "qwen3-coder-30b-a3b")).solo_only
+
+
+def test_unknown_recipe_name_lists_available_recipes():
+    with pytest.raises(ConfigError) as error:
+        load_recipe("gpt-oss-999b")
+    message = str(error.value)
+    assert "key 'recipe'" in message and "gpt-oss-999b" in message
+    assert "openai-gpt-oss-120b" in message and "qwen3-coder-30b-a3b" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: [unclosed\n", "YAML syntax error at line 2, column 1: expected ',' or ']'"),
+        ("- a list\n", "a recipe must be a YAML mapping, got list"),
+        (MINIMAL.replace('recipe_version: "1"\n', ""), "key 'recipe_version': required key is missing"),
+        (MINIMAL.replace("container: vllm-node\n", ""), "key 'container': required key is missing"),
+        (MINIMAL + "ports: [8000]\n", "key 'ports': unknown recipe key (allowed: recipe_version, name,"),
+        (MINIMAL + "solo_only: yes please\n", "key 'solo_only': expected true or false, got string"),
+        (MINIMAL + "build_args: --exp-mxfp4\n", "key 'build_args': expected a list"),
+        (MINIMAL + "env:\n  A: [1]\n", "key 'env.A': expected a string, number or boolean, got list"),
+        (MINIMAL.replace('"1"', '"2"'), "key 'recipe_version': unsupported version '2'"),
+        (MINIMAL + "solo_only: true\ncluster_only: true\n", "both solo_only and cluster_only"),
+        (MINIMAL.replace("{port}", '{"a": 1}'), "write literal braces as {{ and }}"),
+    ],
+)
+def test_bad_recipe_is_named_with_file_key_and_allowed_values(write_recipe, text, expected):
+    path = write_recipe(text)
+    with pytest.raises(ConfigError) as error:
+        load_recipe(path)
+    assert str(error.value).startswith(path)
+    assert expected in str(error.value)
+
+
+def test_unknown_placeholder_lists_the_available_ones(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace("{port}", "{prot}")))
+    with pytest.raises(ConfigError) as error:
+        render(recipe)
+    assert "unknown placeholder {prot}" in str(error.value)
+    assert "allowed: port, tensor_parallel" in str(error.value)
+
+
+def test_json_braces_with_placeholders_inside_render_like_str_format(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace(
+        "--port {port}",
+        "--port {port} --speculative-config '{{\"method\":\"mtp\",\"num_speculative_tokens\":{n}}}'",
+    ) + "  n: 2\n"))
+    argv = command_argv(render(recipe), recipe.source)
+    assert argv[-2:] == ["--speculative-config", '{"method":"mtp","num_speculative_tokens":2}']
+
+
+def test_host_data_overrides_defaults_and_adds_new_keys(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace("{port}", "{port} --max-num-seqs {seqs}")))
+    assert render(recipe, {"port": 9000, "seqs": 4}).endswith("--port 9000 --max-num-seqs 4")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"port": "eighty"}, "key 'vllm_params.port': expected integer like the recipe default 8000"),
+        ({"port": True}, "key 'vllm_params.port': expected integer"),
+        ({"port": [8000]}, "key 'vllm_params.port': expected a string, number or boolean, got list"),
+        ({"tensor_parallel": 2}, "key 'vllm_params.tensor_parallel': a solo host runs one GPU"),
+    ],
+)
+def test_host_override_of_the_wrong_type_is_an_error(write_recipe, overrides, expected):
+    recipe = load_recipe(write_recipe(MINIMAL))
+    with pytest.raises(ConfigError) as error:
+        render(recipe, overrides)
+    assert expected in str(error.value)
+
+
+def test_a_float_default_accepts_an_integer_override(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "  gpu_memory_utilization: 0.7\n"))
+    values = placeholder_values(recipe, {"gpu_memory_utilization": 1}, solo=True, source="t")
+    assert values["gpu_memory_utilization"] == 1
+
+
+def test_solo_forces_tensor_parallel_one_and_strips_executor_backend(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace(
+        "--port {port}",
+        "--port {port} \\\n  --tensor-parallel-size {tensor_parallel} \\\n"
+        "  --distributed-executor-backend ray \\\n  --enforce-eager",
+    ) + "  tensor_parallel: 2\n"))
+    assert render(recipe) == ("vllm serve org/model --port 8000 --tensor-parallel-size 1 "
+                              "--enforce-eager")
+    assert "--distributed-executor-backend ray" in render(recipe, solo=False)

@@ -1,0 +1,212 @@
+"""Rendering for the seed's two Sparks: golden files, the container contract, the proxy."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparkdeploy.errors import ConfigError
+from sparkdeploy.plan import plan_host, validate_inventory
+
+GOLDEN = Path(__file__).parent / "golden"
+PEGASUS, STELLA = "pegasus.home.arpa", "stella.home.arpa"
+
+
+def files_of(data, host_name):
+    plan = plan_host(host_name, data, validate_inventory(data))
+    return {rendered.path: rendered for rendered in plan.files}
+
+
+def vllm_service(data, host_name):
+    compose = files_of(data, host_name)["/opt/sparkdeploy/vllm/compose.yaml"].content
+    return yaml.safe_load(compose)["services"]["vllm"]
+
+
+@pytest.mark.parametrize(
+    ("host_name", "path", "golden"),
+    [
+        (PEGASUS, "/opt/sparkdeploy/vllm/compose.yaml", "pegasus-vllm-compose.yaml"),
+        (STELLA, "/opt/sparkdeploy/vllm/compose.yaml", "stella-vllm-compose.yaml"),
+        (PEGASUS, "/opt/sparkdeploy/litellm/compose.yaml", "pegasus-litellm-compose.yaml"),
+        (PEGASUS, "/opt/sparkdeploy/litellm/config.yaml", "pegasus-litellm-config.yaml"),
+    ],
+)
+def test_rendered_files_match_reviewed_golden_files(inventory_data, host_name, path, golden):
+    assert files_of(inventory_data(), host_name)[path].content == (GOLDEN / golden).read_text()
+
+
+def test_vllm_container_contract(inventory_data):
+    service = vllm_service(inventory_data(), PEGASUS)
+    assert service["image"] == "vllm-node-mxfp4"
+    assert service["network_mode"] == "host" and service["ipc"] == "host"
+    assert service["ulimits"]["nofile"] == {"soft": 1048576, "hard": 1048576}
+    assert service["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert service["restart"] == "on-failure:3"
+    assert service["oom_score_adj"] == 1000
+    assert service["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/health"
+    assert service["environment"]["VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"] == "1"
+    assert service["environment"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+
+
+def test_cache_mounts_appear_once_and_the_recipe_source_wins(inventory_data):
+    data = inventory_data(service_home="/srv/cluster")
+    volumes = vllm_service(data, PEGASUS)["volumes"]
+    targets = [volume.split(":")[1] for volume in volumes]
+    assert len(targets) == len(set(targets)) == 7
+    assert "/home/cluster/.cache/tiktoken_rs:/root/.cache/tiktoken_rs" in volumes
+    assert "/srv/cluster/.cache/huggingface:/root/.cache/huggingface" in volumes
+
+
+def test_nfs_model_store_is_mounted_read_only_as_the_hub_cache(inventory_data):
+    service = vllm_service(inventory_data(), STELLA)
+    assert "/mnt/models:/models:ro" in service["volumes"]
+    assert service["environment"]["HF_HUB_CACHE"] == "/models"
+    assert service["image"] == "nvcr.io/nvidia/vllm:25.12-py3"
+    assert {"--trust-remote-code", "hermes"} <= set(service["command"])
+
+
+def test_data_override_changes_the_command(inventory_data):
+    data = inventory_data(vllm_params={"max_model_len": 8192, "port": 8001})
+    command = vllm_service(data, PEGASUS)["command"]
+    assert command[command.index("--max-model-len") + 1] == "8192"
+    config = yaml.safe_load(files_of(data, PEGASUS)["/opt/sparkdeploy/litellm/config.yaml"].content)
+    assert config["model_list"][0]["litellm_params"]["api_base"] == "http://host.docker.internal:8001/v1"
+
+
+def test_proxy_routes_to_every_model_of_its_site(inventory_data):
+    config = yaml.safe_load(files_of(inventory_data(), PEGASUS)["/opt/sparkdeploy/litellm/config.yaml"].content)
+    routes = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
+    assert routes["openai/gpt-oss-120b"]["model"] == "hosted_vllm/openai/gpt-oss-120b"
+    assert routes["openai/gpt-oss-120b"]["api_base"] == "http://host.docker.internal:8000/v1"
+    assert routes["Qwen/Qwen3-Coder-30B-A3B-Instruct"]["api_base"] == "http://stella.home.arpa:8000/v1"
+    assert config["litellm_settings"] == {"drop_params": True,
+                                          "callbacks": ["litellm_tool_fix.litellm_tool_fix"]}
+
+
+def test_proxy_secrets_are_generated_once_kept_0600_and_never_in_config(inventory_data, tmp_path):
+    first = files_of(inventory_data(), PEGASUS)
+    again = files_of(inventory_data(), PEGASUS)
+    secrets = first["/opt/sparkdeploy/litellm/secrets.env"]
+    assert secrets.mode == "0600" and secrets.secret
+    assert secrets.content == again["/opt/sparkdeploy/litellm/secrets.env"].content
+    values = dict(line.split("=", 1) for line in secrets.content.splitlines())
+    assert values["LITELLM_MASTER_KEY"].startswith("sk-") and len(values["LITELLM_MASTER_KEY"]) > 40
+    assert values["POSTGRES_PASSWORD"] in values["DATABASE_URL"]
+    for path, rendered in first.items():
+        if not rendered.secret:
+            assert values["LITELLM_MASTER_KEY"] not in rendered.content, path
+            assert values["POSTGRES_PASSWORD"] not in rendered.content, path
+    store = tmp_path / "secrets" / f"{PEGASUS}.json"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+
+def test_well_known_secret_is_refused(inventory_data):
+    data = inventory_data(proxy_master_key="sk-1234")
+    with pytest.raises(ConfigError, match="key 'proxy_master_key'.*well-known"):
+        files_of(data, PEGASUS)
+
+
+def test_gpu_memory_above_090_on_mxfp4_is_an_error_unless_allowed(inventory_data):
+    with pytest.raises(ConfigError, match=r"vllm_params.gpu_memory_utilization': 0.95 on the mxfp4"):
+        validate_inventory(inventory_data(vllm_params={"gpu_memory_utilization": 0.95}))
+    allowed = inventory_data(vllm_params={"gpu_memory_utilization": 0.95},
+                             vllm_allow_high_gpu_memory_utilization=True)
+    assert validate_inventory(allowed)[PEGASUS].values["gpu_memory_utilization"] == 0.95
+
+
+def test_max_model_len_that_cannot_fit_warns_with_the_estimate(inventory_data):
+    data = inventory_data(vllm_params={"max_model_len": 262144, "gpu_memory_utilization": 0.5})
+    plan = plan_host(PEGASUS, data, validate_inventory(data))
+    assert len(plan.warnings) == 1
+    assert "max_model_len 262144 is unlikely to fit: about 76 GiB needed" in plan.warnings[0]
+    assert "gives vLLM 64 GiB" in plan.warnings[0]
+    converged = inventory_data()
+    assert plan_host(PEGASUS, converged, validate_inventory(converged)).warnings == []
+
+
+def test_host_data_of_the_wrong_type_is_an_error_naming_host_and_key(inventory_data):
+    with pytest.raises(ConfigError, match="host 'pegasus.home.arpa'.*key 'proxy_port': expected integer"):
+        validate_inventory(inventory_data(proxy_port="4000"))
+
+
+def test_cluster_only_recipe_is_refused_on_a_single_spark(inventory_data, write_recipe):
+    path = write_recipe('recipe_version: "1"\nname: Big\ncontainer: vllm-node\ncluster_only: true\n'
+                        "command: vllm serve big/model\n")
+    with pytest.raises(ConfigError, match="key 'cluster_only'.*needs a cluster"):
+        validate_inventory(inventory_data(recipe=path))
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("-p 8000:8000", "unsupported docker flag '-p' (allowed: -v/--volume"),
+        ("--network bridge", "unsupported docker flag '--network'"),
+        ("--volume /only-one-part", "volume '/only-one-part' is not SOURCE:TARGET[:MODE]"),
+        ("--ulimit memlock=lots", "ulimit 'memlock=lots' is not NAME=SOFT[:HARD]"),
+    ],
+)
+def test_unsupported_extra_docker_args_are_errors(inventory_data, write_recipe, extra, expected):
+    path = write_recipe('recipe_version: "1"\nname: X\ncontainer: vllm-node\n'
+                        f"extra_docker_args: {extra}\ncommand: vllm serve org/model\n")
+    with pytest.raises(ConfigError, match="key 'extra_docker_args'") as error:
+        validate_inventory(inventory_data(recipe=path))
+    assert expected in str(error.value)
+
+
+def test_extra_docker_args_map_onto_compose_keys(inventory_data, write_recipe):
+    path = write_recipe(
+        'recipe_version: "1"\nname: X\ncontainer: vllm-node\ncommand: vllm serve org/model\n'
+        "extra_docker_args: --ulimit memlock=-1:-1 --shm-size=64g -e NCCL_DEBUG=INFO --cap-add IPC_LOCK\n")
+    service = vllm_service(inventory_data(recipe=path), PEGASUS)
+    assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
+    assert service["shm_size"] == "64g"
+    assert service["environment"]["NCCL_DEBUG"] == "INFO"
+    assert service["cap_add"] == ["IPC_LOCK"]
+
+
+def test_mods_run_once_per_container_before_vllm(inventory_data, write_recipe):
+    path = write_recipe('recipe_version: "1"\nname: X\ncontainer: vllm-node\nmods: [mods/fix-a]\n'
+                        "command: vllm serve org/model --port 8000\n")
+    service = vllm_service(inventory_data(recipe=path), PEGASUS)
+    script = service["command"][2]
+    assert service["command"][:2] == ["bash", "-c"]
+    assert "if [ ! -e /workspace/.sparkdeploy-mods-applied ]" in script
+    assert script.endswith("exec vllm serve org/model --port 8000")
+    assert "/home/cluster/spark-vllm-docker/mods/fix-a:/opt/sparkdeploy-mods/fix-a:ro" in service["volumes"]
+
+
+def test_render_command_writes_files_without_contacting_hosts(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "sparkdeploy.cli", "render", STELLA, "--out", str(out),
+         "--data", "vllm_params={\"max_model_len\": 32768}",
+         "--data", f"secrets_dir={tmp_path / 'secrets'}"],
+        capture_output=True, text=True, check=True,
+    )
+    compose = out / "opt/sparkdeploy/vllm/compose.yaml"
+    assert str(compose) in result.stdout
+    command = yaml.safe_load(compose.read_text())["services"]["vllm"]["command"]
+    assert command[command.index("--max-model-len") + 1] == "32768"
+
+
+def test_render_of_pegasus_writes_the_secret_file_0600(tmp_path):
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "sparkdeploy.cli", "render", PEGASUS, "--out", str(out),
+                    "--data", f"secrets_dir={tmp_path / 'secrets'}"], capture_output=True, check=True)
+    assert stat.S_IMODE(os.stat(out / "opt/sparkdeploy/litellm/secrets.env").st_mode) == 0o600
+    assert (out / "opt/sparkdeploy/litellm/litellm_tool_fix.py").read_text() == (
+        Path(__file__).parents[2] / "files/litellm_tool_fix.py").read_text()
+
+
+def test_render_of_an_unknown_host_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sparkdeploy.cli", "render", "nope", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "inventory.py: no host named 'nope' (allowed: pegasus.home.arpa, " in result.stderr
