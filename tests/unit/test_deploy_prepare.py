@@ -19,7 +19,8 @@ def dry_run(*data: str) -> subprocess.CompletedProcess:
 
 def test_broken_recipe_fails_the_dry_run_before_any_operation(tmp_path):
     recipe = tmp_path / "broken.yaml"
-    recipe.write_text('recipe_version: "1"\nname: Broken\ncontainer: img\ncommand: vllm serve m --port {prot}\n')
+    recipe.write_text('recipe_version: "1"\nname: Broken\ncontainer: img\n'
+                      "command: vllm serve m --port {prot}\n")
     result = dry_run(f"recipe={recipe}")
     assert result.returncode == 1
     assert "pyinfra error in" in result.stderr

@@ -9,7 +9,6 @@ from sparkdeploy.recipes import (
     RECIPES_DIR,
     command_argv,
     load_recipe,
-    parse_recipe,
     placeholder_values,
     render_command,
 )

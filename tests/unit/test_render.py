@@ -81,7 +81,8 @@ def test_data_override_changes_the_command(inventory_data):
 
 
 def test_proxy_routes_to_every_model_of_its_site(inventory_data):
-    config = yaml.safe_load(files_of(inventory_data(), PEGASUS)["/opt/sparkdeploy/litellm/config.yaml"].content)
+    rendered = files_of(inventory_data(), PEGASUS)["/opt/sparkdeploy/litellm/config.yaml"]
+    config = yaml.safe_load(rendered.content)
     routes = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
     assert routes["openai/gpt-oss-120b"]["model"] == "hosted_vllm/openai/gpt-oss-120b"
     assert routes["openai/gpt-oss-120b"]["api_base"] == "http://host.docker.internal:8000/v1"
@@ -109,7 +110,7 @@ def test_proxy_secrets_are_generated_once_kept_0600_and_never_in_config(inventor
 
 def test_well_known_secret_is_refused(inventory_data):
     data = inventory_data(proxy_master_key="sk-1234")
-    with pytest.raises(ConfigError, match="key 'proxy_master_key'.*well-known"):
+    with pytest.raises(ConfigError, match=r"key 'proxy_master_key'.*well-known"):
         files_of(data, PEGASUS)
 
 
@@ -132,14 +133,14 @@ def test_max_model_len_that_cannot_fit_warns_with_the_estimate(inventory_data):
 
 
 def test_host_data_of_the_wrong_type_is_an_error_naming_host_and_key(inventory_data):
-    with pytest.raises(ConfigError, match="host 'pegasus.home.arpa'.*key 'proxy_port': expected integer"):
+    with pytest.raises(ConfigError, match=r"host 'pegasus\.home\.arpa'.*key 'proxy_port': expected integer"):
         validate_inventory(inventory_data(proxy_port="4000"))
 
 
 def test_cluster_only_recipe_is_refused_on_a_single_spark(inventory_data, write_recipe):
     path = write_recipe('recipe_version: "1"\nname: Big\ncontainer: vllm-node\ncluster_only: true\n'
                         "command: vllm serve big/model\n")
-    with pytest.raises(ConfigError, match="key 'cluster_only'.*needs a cluster"):
+    with pytest.raises(ConfigError, match=r"key 'cluster_only'.*needs a cluster"):
         validate_inventory(inventory_data(recipe=path))
 
 
@@ -206,7 +207,8 @@ def test_render_of_pegasus_writes_the_secret_file_0600(tmp_path):
 
 
 def test_render_of_an_unknown_host_is_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sparkdeploy.cli", "render", "nope", "--out", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sparkdeploy.cli", "render", "nope", "--out", str(tmp_path)],
+        capture_output=True, text=True)
     assert result.returncode == 1
     assert "inventory.py: no host named 'nope' (allowed: pegasus.home.arpa, " in result.stderr
