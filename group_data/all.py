@@ -79,17 +79,19 @@ proxy_enabled = False
 proxy_site = "home"
 # Directory holding the proxy compose project, its config and the tool-fix callback.
 proxy_compose_dir = "/opt/sparkdeploy/litellm"
-# Pinned images (never a moving tag such as main-latest).
+# LiteLLM image, pinned (never a moving tag such as main-latest).
 proxy_image = "ghcr.io/berriai/litellm:v1.106.2-stable"
+# Postgres image for the proxy's database, pinned.
 proxy_db_image = "postgres:16.10-alpine"
-# Address and port the proxy listens on.
+# Address the proxy listens on.
 proxy_bind_address = "0.0.0.0"
+# Port the proxy listens on.
 proxy_port = 4000
 # Keep request and response bodies in the spend logs (off: prompts are private).
 proxy_store_prompts = False
-# Secrets: None = generated once per deployment and kept in secrets_dir (mode 0600).
-# To supply your own, read them from the environment, never write them here.
+# Proxy master key (secret): None = generated once and kept in secrets_dir; supply from the environment.
 proxy_master_key = None
+# Proxy database password (secret): None = generated once and kept in secrets_dir.
 proxy_db_password = None
 
 # --- Local state --------------------------------------------------------------------------
