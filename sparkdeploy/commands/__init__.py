@@ -1,5 +1,5 @@
 """Subcommands of ``sparkdeploy``; each module has ``add_parser(subparsers)``."""
 
-from sparkdeploy.commands import render
+from sparkdeploy.commands import clients, render
 
-COMMANDS = [render]
+COMMANDS = [render, clients]

@@ -1,0 +1,90 @@
+"""Client configuration for every model a proxy serves: Claude Code, OpenCode, Anthropic SDK.
+
+Rendered on the workstation from the inventory, so the files always name the models and ports
+the deploy actually serves. No secret is written: every file reads the proxy key from an
+environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.proxy import site_models
+from sparkdeploy.secrets import secret_store_path
+from sparkdeploy.vllm_service import VllmService
+
+_TEMPLATES = Environment(loader=FileSystemLoader(PROJECT_ROOT / "templates" / "clients"),
+                         undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def proxy_url(host_name: str, data: Mapping[str, Any]) -> str:
+    """The URL clients use for a host's proxy (no trailing /v1: Anthropic clients add paths)."""
+    return (data.get("proxy_client_url") or f"http://{host_name}:{data['proxy_port']}").rstrip("/")
+
+
+def client_files(hosts_data: Mapping[str, Mapping[str, Any]],
+                 services: Mapping[str, VllmService]) -> dict[str, tuple[str, int]]:
+    """Relative path -> (content, mode) for every proxy host in the inventory."""
+    by_name = {service.served_name: service for service in services.values()}
+    files: dict[str, tuple[str, int]] = {}
+    for host_name, data in hosts_data.items():
+        if not data.get("proxy_enabled"):
+            continue
+        base_url = proxy_url(host_name, data)
+        names = list(dict.fromkeys(m["model_name"] for m in site_models(host_name, hosts_data, services)))
+        context = {"base_url": base_url, "key_env": data["clients_key_env"],
+                   "secret_store": secret_store_path(host_name, data)}
+        for name in names:
+            slug = _slug(name)
+            for template, filename, mode in (
+                ("claude.sh.j2", f"claude-{slug}.sh", 0o755),
+                ("claude.ps1.j2", f"claude-{slug}.ps1", 0o644),
+                ("anthropic_sdk_example.py.j2", f"anthropic-{slug}.py", 0o644),
+            ):
+                content = _TEMPLATES.get_template(template).render(model=name, filename=filename, **context)
+                files[f"{host_name}/{filename}"] = (content, mode)
+        opencode = opencode_config(host_name, data, [by_name[name] for name in names])
+        files[f"{host_name}/opencode.json"] = (json.dumps(opencode, indent=2) + "\n", 0o644)
+    return files
+
+
+def opencode_config(host_name: str, data: Mapping[str, Any], services: list[VllmService]) -> dict:
+    """An opencode.json provider block for the proxy's OpenAI-compatible endpoint."""
+    models = {}
+    for service in services:
+        entry: dict[str, Any] = {"name": f"{service.served_name} on {service.host_name}"}
+        max_len = _max_model_len(service, data)
+        if max_len:
+            # Below max_model_len: OpenCode compacts at this size, the server rejects above it.
+            context = int(max_len * data["clients_context_fraction"])
+            entry["limit"] = {"context": context, "output": min(data["clients_output_tokens"], context // 2)}
+        models[service.served_name] = entry
+    provider = f"spark-{_slug(data['proxy_site'])}"
+    return {
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {provider: {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": f"DGX Spark ({data['proxy_site']}) via LiteLLM on {host_name}",
+            "options": {"baseURL": f"{proxy_url(host_name, data)}/v1",
+                        "apiKey": "{env:" + data["clients_key_env"] + "}"},
+            "models": models,
+        }},
+    }
+
+
+def _max_model_len(service: VllmService, data: Mapping[str, Any]) -> int | None:
+    value = service.values.get("max_model_len")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    profile = (data.get("vllm_model_profiles") or {}).get(service.recipe.model or "", {})
+    return profile.get("max_context")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()

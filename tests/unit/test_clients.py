@@ -1,0 +1,68 @@
+"""Client files: every served model, limits below max_model_len, and never a secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from sparkdeploy.clients import client_files
+from sparkdeploy.plan import validate_inventory
+from sparkdeploy.secrets import host_secrets
+
+PEGASUS = "pegasus.home.arpa"
+
+
+def rendered(data):
+    return {path: content for path, (content, _) in client_files(data, validate_inventory(data)).items()}
+
+
+def test_every_model_of_the_site_gets_launchers_and_an_opencode_entry(inventory_data):
+    files = rendered(inventory_data())
+    assert {f"{PEGASUS}/claude-openai-gpt-oss-120b.sh", f"{PEGASUS}/claude-openai-gpt-oss-120b.ps1",
+            f"{PEGASUS}/claude-qwen-qwen3-coder-30b-a3b-instruct.sh",
+            f"{PEGASUS}/anthropic-openai-gpt-oss-120b.py", f"{PEGASUS}/opencode.json"} <= set(files)
+    provider = json.loads(files[f"{PEGASUS}/opencode.json"])["provider"]["spark-home"]
+    assert provider["npm"] == "@ai-sdk/openai-compatible"
+    assert provider["options"] == {"baseURL": "http://pegasus.home.arpa:4000/v1",
+                                   "apiKey": "{env:SPARKDEPLOY_PROXY_KEY}"}
+    assert set(provider["models"]) == {"openai/gpt-oss-120b", "Qwen/Qwen3-Coder-30B-A3B-Instruct"}
+
+
+def test_opencode_context_limit_stays_below_max_model_len(inventory_data):
+    files = rendered(inventory_data(vllm_params={"max_model_len": 65536}))
+    models = json.loads(files[f"{PEGASUS}/opencode.json"])["provider"]["spark-home"]["models"]
+    for model in models.values():
+        assert model["limit"]["context"] < 65536
+        assert model["limit"]["output"] < model["limit"]["context"]
+
+
+def test_claude_launcher_sets_every_model_slot_and_reads_the_key_from_env(inventory_data, tmp_path):
+    script = rendered(inventory_data())[f"{PEGASUS}/claude-openai-gpt-oss-120b.sh"]
+    for slot in ("ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+                 "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL"):
+        assert f'export {slot}="$model"' in script
+    assert "CLAUDE_CODE_ATTRIBUTION_HEADER=0" in script
+    assert "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1" in script
+    path = tmp_path / "claude.sh"
+    path.write_text(script.replace("exec claude", "env | grep ^ANTHROPIC_ | sort #"))
+    result = subprocess.run(["bash", str(path)], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "SPARKDEPLOY_PROXY_KEY": "k-from-env"})
+    assert "ANTHROPIC_AUTH_TOKEN=k-from-env" in result.stdout
+    assert "ANTHROPIC_BASE_URL=http://pegasus.home.arpa:4000" in result.stdout
+    missing = subprocess.run(["bash", str(path)], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin"})
+    assert missing.returncode != 0 and "export SPARKDEPLOY_PROXY_KEY" in missing.stderr
+
+
+def test_no_client_file_contains_a_secret(inventory_data):
+    data = inventory_data()
+    secrets = host_secrets(PEGASUS, data[PEGASUS])
+    for path, content in rendered(data).items():
+        for value in secrets.values():
+            assert value not in content, path
+
+
+def test_proxy_client_url_overrides_the_host_name(inventory_data):
+    files = rendered(inventory_data(proxy_client_url="https://llm.example.internal/"))
+    provider = json.loads(files[f"{PEGASUS}/opencode.json"])["provider"]["spark-home"]
+    assert provider["options"]["baseURL"] == "https://llm.example.internal/v1"
