@@ -94,6 +94,16 @@ proxy_master_key = None
 # Proxy database password (secret): None = generated once and kept in secrets_dir.
 proxy_db_password = None
 
+# --- Client configuration (sparkdeploy clients) ------------------------------------------
+# URL clients use for a proxy; None = http://<inventory host>:<proxy_port>.
+proxy_client_url = None
+# Environment variable the client files read the proxy key from.
+clients_key_env = "SPARKDEPLOY_PROXY_KEY"
+# OpenCode's context limit as a fraction of max_model_len (below it: OpenCode compacts in time).
+clients_context_fraction = 0.9
+# OpenCode's output-token limit per reply (capped at half the context limit).
+clients_output_tokens = 16384
+
 # --- Local state --------------------------------------------------------------------------
 # Where generated secrets live on the workstation (relative to the project; never committed).
 secrets_dir = ".sparkdeploy/secrets"
