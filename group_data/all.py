@@ -46,6 +46,10 @@ vllm_cache_mounts = {
     ".triton": "/root/.triton",
     ".tilelang": "/root/.tilelang",
 }
+# Require an API key on vLLM (VLLM_API_KEY); the proxy on the same site is given the key.
+vllm_api_key_enabled = False
+# vLLM API key (secret): None = generated once and kept in secrets_dir; supply from the environment.
+vllm_api_key = None
 # Address other hosts' proxies use to reach this vLLM; None = the inventory host name.
 vllm_address = None
 # Unified memory of the box, for the max_model_len estimate.

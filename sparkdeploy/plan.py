@@ -21,7 +21,7 @@ from sparkdeploy.proxy import (
     secrets_env,
     site_models,
 )
-from sparkdeploy.secrets import host_secrets
+from sparkdeploy.secrets import VLLM_SECRETS, host_secrets
 from sparkdeploy.vllm_service import VllmService, build_vllm_service
 
 CALLBACK_SOURCE = PROJECT_ROOT / "files" / f"{CALLBACK_MODULE}.py"
@@ -69,14 +69,20 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
     data = hosts_data[host_name]
     service = services.get(host_name)
     warnings = list(service.warnings) if service else []
-    vllm_files = [_vllm_compose_file(service, data)] if service else []
+    vllm_files = _vllm_files(host_name, service, data) if service else []
     proxy_files = []
     if data.get("proxy_enabled"):
         models = site_models(host_name, hosts_data, services)
         if not models:
             warnings.append(f"host {host_name!r} runs the proxy but no host in site "
                             f"{data['proxy_site']!r} serves a model")
-        proxy_files = _proxy_files(host_name, data, models)
+        vllm_keys = {
+            name: host_secrets(name, hosts_data[name], VLLM_SECRETS)["vllm_api_key"]
+            for name in services
+            if hosts_data[name]["proxy_site"] == data["proxy_site"]
+            and hosts_data[name].get("vllm_api_key_enabled")
+        }
+        proxy_files = _proxy_files(host_name, data, models, vllm_keys)
     return HostPlan(host_name, service, vllm_files, proxy_files, warnings)
 
 
@@ -85,15 +91,19 @@ def _yaml(document: Any, what: str) -> str:
         document, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def _vllm_compose_file(service: VllmService, data: Mapping[str, Any]) -> RenderedFile:
-    return RenderedFile(
-        path=f"{data['vllm_compose_dir']}/compose.yaml",
-        content=_yaml(service.compose, f"vLLM, recipe {service.recipe.name!r}"),
-    )
+def _vllm_files(host_name: str, service: VllmService, data: Mapping[str, Any]) -> list[RenderedFile]:
+    directory = data["vllm_compose_dir"]
+    files = [RenderedFile(f"{directory}/compose.yaml",
+                          _yaml(service.compose, f"vLLM, recipe {service.recipe.name!r}"))]
+    if data.get("vllm_api_key_enabled"):
+        key = host_secrets(host_name, data, VLLM_SECRETS)["vllm_api_key"]
+        files.append(RenderedFile(f"{directory}/secrets.env", f"VLLM_API_KEY={key}\n",
+                                  mode="0600", secret=True))
+    return files
 
 
-def _proxy_files(host_name: str, data: Mapping[str, Any],
-                 models: list[dict[str, Any]]) -> list[RenderedFile]:
+def _proxy_files(host_name: str, data: Mapping[str, Any], models: list[dict[str, Any]],
+                 vllm_keys: Mapping[str, str]) -> list[RenderedFile]:
     directory = data["proxy_compose_dir"]
     return [
         RenderedFile(f"{directory}/compose.yaml", _yaml(proxy_compose(data), "LiteLLM proxy")),
@@ -101,5 +111,5 @@ def _proxy_files(host_name: str, data: Mapping[str, Any],
                      _yaml(litellm_config(models, data), "LiteLLM proxy")),
         RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", CALLBACK_SOURCE.read_text()),
         RenderedFile(f"{directory}/secrets.env",
-                     secrets_env(host_secrets(host_name, data)), mode="0600", secret=True),
+                     secrets_env(host_secrets(host_name, data), vllm_keys), mode="0600", secret=True),
     ]

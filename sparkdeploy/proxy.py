@@ -8,6 +8,7 @@ these files: compose reads them from ``secrets.env`` (mode 0600), the config fro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -35,15 +36,22 @@ def site_models(
         # vLLM uses the host network and the proxy a bridge: a same-host vLLM is the gateway.
         address = ("host.docker.internal" if host_name == proxy_host
                    else data.get("vllm_address") or host_name)
+        api_key = (f"os.environ/{vllm_key_variable(host_name)}" if data.get("vllm_api_key_enabled")
+                   else "unused")
         entries.append({
             "model_name": service.served_name,
             "litellm_params": {
                 "model": f"hosted_vllm/{service.served_name}",
                 "api_base": f"http://{address}:{service.port}/v1",
-                "api_key": "unused",
+                "api_key": api_key,
             },
         })
     return entries
+
+
+def vllm_key_variable(host_name: str) -> str:
+    """The proxy's environment variable holding a vLLM host's API key."""
+    return "VLLM_API_KEY_" + re.sub(r"[^A-Za-z0-9]+", "_", host_name).strip("_").upper()
 
 
 def litellm_config(models: list[dict[str, Any]], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,12 +117,14 @@ def proxy_compose(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def secrets_env(secrets: Mapping[str, str]) -> str:
-    """The compose env file with the proxy's secrets (placed with mode 0600)."""
+def secrets_env(secrets: Mapping[str, str], vllm_keys: Mapping[str, str]) -> str:
+    """The compose env file with the proxy's secrets and the site's vLLM keys (mode 0600)."""
     password = secrets["proxy_db_password"]
     url = f"postgresql://{_DB_USER}:{quote(password, safe='')}@litellm-db:5432/{_DB_NAME}"
-    return (
-        f"LITELLM_MASTER_KEY={secrets['proxy_master_key']}\n"
-        f"POSTGRES_PASSWORD={password}\n"
-        f"DATABASE_URL={url}\n"
-    )
+    lines = [
+        f"LITELLM_MASTER_KEY={secrets['proxy_master_key']}",
+        f"POSTGRES_PASSWORD={password}",
+        f"DATABASE_URL={url}",
+    ]
+    lines += [f"{vllm_key_variable(host)}={key}" for host, key in sorted(vllm_keys.items())]
+    return "\n".join(lines) + "\n"

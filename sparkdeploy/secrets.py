@@ -21,7 +21,10 @@ from sparkdeploy.errors import ConfigError
 _GENERATORS = {
     "proxy_master_key": lambda: "sk-" + secrets.token_urlsafe(32),
     "proxy_db_password": lambda: secrets.token_urlsafe(24),
+    "vllm_api_key": lambda: secrets.token_urlsafe(32),
 }
+PROXY_SECRETS = ("proxy_master_key", "proxy_db_password")
+VLLM_SECRETS = ("vllm_api_key",)
 _WELL_KNOWN = {"sk-1234", "dbpassword9090", "password", "changeme", "dummy"}
 
 
@@ -31,15 +34,16 @@ def secret_store_path(host_name: str, data: Mapping[str, Any]) -> Path:
     return project_path(data["secrets_dir"]) / f"{safe}.json"
 
 
-def host_secrets(host_name: str, data: Mapping[str, Any]) -> dict[str, str]:
-    """The host's secrets: operator-supplied where given, else generated once and stored."""
-    supplied = {name: data.get(name) for name in _GENERATORS if data.get(name)}
+def host_secrets(host_name: str, data: Mapping[str, Any],
+                 names: tuple[str, ...] = PROXY_SECRETS) -> dict[str, str]:
+    """The host's secrets ``names``: operator-supplied where given, else generated once and stored."""
+    supplied = {name: data.get(name) for name in names if data.get(name)}
     for name, value in supplied.items():
         if not isinstance(value, str) or value in _WELL_KNOWN or len(value) < 16:
             raise ConfigError(f"host {host_name!r} data", name,
                               "a supplied secret must be a string of at least 16 characters "
                               "that is not a well-known default")
-    missing = [name for name in _GENERATORS if name not in supplied]
+    missing = [name for name in names if name not in supplied]
     if not missing:
         return supplied
     path = secret_store_path(host_name, data)

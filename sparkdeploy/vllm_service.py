@@ -181,6 +181,8 @@ def _compose(recipe: Recipe, argv: list[str], port: int, data: Mapping[str, Any]
     }
     if data.get("vllm_privileged"):
         service["privileged"] = True
+    if data.get("vllm_api_key_enabled"):
+        service["env_file"] = ["secrets.env"]  # VLLM_API_KEY, mode 0600, never in this file
     _apply_docker_args(service, volumes, recipe)
     environment.update(recipe.env)
     service["volumes"] = [_volume(source, target) for target, source in volumes.items()]

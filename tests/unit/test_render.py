@@ -212,3 +212,25 @@ def test_render_of_an_unknown_host_is_a_clear_error(tmp_path):
         capture_output=True, text=True)
     assert result.returncode == 1
     assert "inventory.py: no host named 'nope' (allowed: pegasus.home.arpa, " in result.stderr
+
+
+def test_vllm_api_key_reaches_vllm_and_the_proxy_only_through_0600_files(inventory_data):
+    data = inventory_data(vllm_api_key_enabled=True)
+    pegasus = files_of(data, PEGASUS)
+    vllm_secrets = pegasus["/opt/sparkdeploy/vllm/secrets.env"]
+    assert vllm_secrets.mode == "0600" and vllm_secrets.secret
+    key = vllm_secrets.content.strip().removeprefix("VLLM_API_KEY=")
+    assert len(key) > 30
+    assert yaml.safe_load(pegasus["/opt/sparkdeploy/vllm/compose.yaml"].content)[
+        "services"]["vllm"]["env_file"] == ["secrets.env"]
+    proxy_env = pegasus["/opt/sparkdeploy/litellm/secrets.env"].content
+    assert f"VLLM_API_KEY_PEGASUS_HOME_ARPA={key}\n" in proxy_env
+    assert "VLLM_API_KEY_STELLA_HOME_ARPA=" in proxy_env
+    config = yaml.safe_load(pegasus["/opt/sparkdeploy/litellm/config.yaml"].content)
+    assert {m["litellm_params"]["api_key"] for m in config["model_list"]} == {
+        "os.environ/VLLM_API_KEY_PEGASUS_HOME_ARPA", "os.environ/VLLM_API_KEY_STELLA_HOME_ARPA"}
+    stella_key = files_of(data, STELLA)["/opt/sparkdeploy/vllm/secrets.env"].content.strip()
+    assert stella_key.removeprefix("VLLM_API_KEY=") in proxy_env
+    for path, rendered in pegasus.items():
+        if not rendered.secret:
+            assert key not in rendered.content, path
