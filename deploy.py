@@ -3,10 +3,30 @@
 from pyinfra import host, inventory, logger
 
 from sparkdeploy.inventory import host_plan
+from tasks.caches import cache_directories
+from tasks.earlyoom import earlyoom_service
+from tasks.image import vllm_image
+from tasks.nfs import nfs_model_store
+from tasks.page_cache import page_cache_drop
+from tasks.preflight import preflight
+from tasks.services import serving_services
 from tasks.serving import serving_files
+from tasks.sshd import sshd_hardening
+from tasks.toolkit import container_toolkit
+from tasks.weights import model_weights
 
 plan = host_plan(inventory, host.name)
 for warning in plan.warnings:
     logger.warning(warning)
 
-serving_files(plan, _sudo=True)
+preflight(plan, _sudo=True)
+container_toolkit(_sudo=True)
+nfs_model_store(_sudo=True)
+cache_directories(_sudo=True)
+page_cache_drop(_sudo=True)
+earlyoom_service(_sudo=True)
+sshd_hardening(_sudo=True)
+model_weights(plan, _sudo=True)
+placed = serving_files(plan, _sudo=True)
+image_changes = vllm_image(plan, _sudo=True)
+serving_services(plan, placed, image_changes, _sudo=True)

@@ -11,6 +11,8 @@ sparks = [
     ("stella.home.arpa", {
         "recipe": "qwen3-coder-30b-a3b",   # Qwen3-Coder on NVIDIA's vLLM container
         "model_store": "nfs",              # weights read from the NFS model store
+        "vllm_expose_to_lan": True,        # pegasus's proxy reaches it over the LAN ...
+        "vllm_api_key_enabled": True,      # ... so it requires an API key
     }),
 ]
 

@@ -50,6 +50,10 @@ vllm_cache_mounts = {
 vllm_api_key_enabled = False
 # vLLM API key (secret): None = generated once and kept in secrets_dir; supply from the environment.
 vllm_api_key = None
+# Let the LAN reach vLLM directly (binds 0.0.0.0); off = only this host and its containers can.
+vllm_expose_to_lan = False
+# Address vLLM binds to when not exposed: Docker's default bridge gateway (host.docker.internal).
+vllm_private_address = "172.17.0.1"
 # Address other hosts' proxies use to reach this vLLM; None = the inventory host name.
 vllm_address = None
 # Unified memory of the box, for the max_model_len estimate.
@@ -67,6 +71,38 @@ vllm_model_profiles = {
 # --- Upstream image build (eugr/spark-vllm-docker) ----------------------------------------
 # Checkout of the upstream repository (recipes' mods are read from it); None = <home>/spark-vllm-docker.
 upstream_checkout_dir = None
+# Repository the checkout is cloned from.
+upstream_repo_url = "https://github.com/eugr/spark-vllm-docker.git"
+# Full commit the checkout is pinned to; the image is rebuilt when it changes (upstream moves daily).
+upstream_commit = "358bf26e3d7d315450a6159ccdc0b38cbbd6b855"
+# Parallel compile jobs for build-and-copy.sh -j (lower it if the build runs out of memory).
+upstream_build_jobs = 16
+# Seconds a build may take before it is stopped (a Spark needs 25-45 minutes).
+upstream_build_timeout = 5400
+# Directory on the host for the build's log (the deploy shows its progress and points here).
+upstream_build_log_dir = "/var/log/sparkdeploy"
+# Host packages the checkout, the build and the service checks use (DGX OS ships them).
+upstream_build_packages = ["git", "curl"]
+
+# --- Service bring-up ---------------------------------------------------------------------
+# Seconds to wait for vLLM's /health after a (re)start (loading weights and compiling take minutes).
+vllm_health_timeout = 1800
+# Seconds to wait for the proxy's /health/liveliness after a (re)start.
+proxy_health_timeout = 300
+# Seconds between checks (and progress lines) while waiting for a build or a service.
+deploy_poll_interval = 30
+# Container log lines shown when a service does not come up.
+service_failure_log_lines = 40
+# Action of stack.py: "status", "stop" or "start" (pyinfra inventory.py stack.py --data stack_action=stop).
+stack_action = "status"
+
+# --- Endpoint validation (sparkdeploy verify) ---------------------------------------------
+# URL of this host's vLLM for verify; None = http://<vllm_address or host name>:<port>.
+verify_vllm_url = None
+# Seconds one verify request may take.
+verify_timeout = 120
+# Reach vLLM and the proxy through an SSH tunnel to the host (for ports not reachable directly).
+verify_via_ssh = False
 
 # --- Model weights ------------------------------------------------------------------------
 # Where weights come from: "hf_cache" (the service user's ~/.cache/huggingface) or "nfs".
@@ -75,6 +111,124 @@ model_store = "hf_cache"
 model_store_nfs_dir = "/mnt/models"
 # ... and where the container sees it (read-only; HF_HUB_CACHE points there).
 model_store_container_dir = "/models"
+# Revision of the recipe's model (branch, tag or 40-hex commit); None = the default branch as first fetched.
+model_revision = None
+# Seconds a download may run; after that it stops, keeps its partial files and the next deploy resumes.
+model_download_timeout = 21600
+# Seconds between progress lines while weights download.
+model_progress_interval = 30
+# Hugging Face hub endpoint for downloads (HF_ENDPOINT); None = huggingface.co.
+model_hub_endpoint = None
+# Hub token for gated models (secret): None = none; supply it from the environment, never commit it.
+model_hub_token = None
+# Run vLLM with HF_HUB_OFFLINE=1: the deploy brings the weights, so a restart never reaches the hub.
+model_hub_offline = True
+# Python package index for the download tool (the pinned hub client); None = PyPI.
+model_pip_index_url = None
+# Directory of the download tool on the host (venv, script, and run/ with its log and status).
+model_fetch_dir = "/opt/sparkdeploy/weights"
+
+# --- Docker and NVIDIA Container Toolkit ------------------------------------------------
+# Toolkit version for all four packages where the deploy installs them (>= 1.17.8, CVE-2025-23266).
+toolkit_version = "1.19.0-1"
+# Distribution packages for Docker Engine and the compose v2 plugin, installed only where no engine is.
+docker_packages = ["docker.io", "docker-compose-v2"]
+
+# --- NFS model store ----------------------------------------------------------------------
+# NFS mounts (export, mount point, type, fstab options, docker_requires: Docker waits for the mount).
+nfs_mounts = [
+    {
+        "source": "flashstore.home.arpa:/volume1/models",
+        "path": "/mnt/models",
+        "fstype": "nfs4",
+        # The seed's options minus intr (ignored by the kernel since 2.6.25).
+        "options": "rw,hard,_netdev,noatime,nofail,rsize=1048576,wsize=1048576",
+        "docker_requires": True,
+    },
+]
+# NFSv4 id-mapping domain in /etc/idmapd.conf; must match the NAS or files show as nobody.
+nfs_idmap_domain = "home.arpa"
+
+# --- Cache directories --------------------------------------------------------------------
+# Mode of the service user's cache directories (the vllm_cache_mounts paths and their parents).
+caches_mode = "0755"
+# Cache directory (a vllm_cache_mounts path) that holds the Harmony vocabulary for tiktoken-rs.
+caches_tiktoken_dir = ".cache/tiktoken_rs"
+# Where o200k_base.tiktoken comes from: an https URL the host downloads, or a file in the project.
+caches_tiktoken_source = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+# sha256 of o200k_base.tiktoken: a file with this digest is left alone, any other is replaced.
+caches_tiktoken_sha256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+
+# --- Page-cache drop ----------------------------------------------------------------------
+# Cron schedule of the periodic page-cache drop (every 4 h, as in the seed); "" turns it off.
+page_cache_drop_schedule = "0 */4 * * *"
+
+# --- earlyoom -----------------------------------------------------------------------------
+# Available memory (KiB) below which earlyoom sends SIGTERM (4 GiB; replaces the 10 % default).
+earlyoom_memory_term_kib = 4194304
+# Available memory (KiB) below which it sends SIGKILL.
+earlyoom_memory_kill_kib = 2097152
+# Free-swap floor in percent; 100 ignores swap (a Spark has none by default).
+earlyoom_swap_percent = 100
+# Seconds between memory reports in the journal (0 = none).
+earlyoom_report_interval = 3600
+# Process names (regexes on /proc/PID/comm) earlyoom never picks: login path, systemd, Docker, NFS.
+earlyoom_avoid = ["sshd.*", "systemd.*", "dockerd", "containerd.*", "earlyoom", "rpc[.].*"]
+# Process names it picks first: vLLM's engine and workers (CUDA memory is not in their RSS).
+earlyoom_prefer = ["VLLM::.*", "vllm"]
+# Further earlyoom options, checked against the installed version (1.7 has no --ignore).
+earlyoom_extra_args = []
+
+# --- sshd hardening -----------------------------------------------------------------------
+# PermitRootLogin (no, prohibit-password, forced-commands-only, yes).
+sshd_permit_root_login = "no"
+# PasswordAuthentication; refused while an account in sshd_key_login_users has no authorized key.
+sshd_password_authentication = False
+# KbdInteractiveAuthentication (keyboard-interactive passwords through PAM).
+sshd_kbd_interactive_authentication = False
+# Accounts that must keep SSH access by key; None = the deploy account (ssh_user) and service_user.
+sshd_key_login_users = None
+# AllowTcpForwarding: local, because NVIDIA Sync and the DGX Dashboard use SSH local forwards.
+sshd_allow_tcp_forwarding = "local"
+# AllowAgentForwarding.
+sshd_allow_agent_forwarding = False
+# X11Forwarding.
+sshd_x11_forwarding = False
+# MaxAuthTries (dev-sec: 2; clients offering many agent keys need IdentitiesOnly).
+sshd_max_auth_tries = 2
+# LoginGraceTime in seconds.
+sshd_login_grace_time = 30
+# MaxSessions per connection.
+sshd_max_sessions = 10
+# MaxStartups (start:rate:full) against unauthenticated connection floods.
+sshd_max_startups = "10:30:60"
+# ClientAliveInterval in seconds.
+sshd_client_alive_interval = 300
+# ClientAliveCountMax (unanswered keep-alives before disconnecting).
+sshd_client_alive_count_max = 3
+# LogLevel (VERBOSE logs the key fingerprint of every login).
+sshd_log_level = "VERBOSE"
+# KexAlgorithms (ssh-audit rates these without failures).
+sshd_kex_algorithms = [
+    "sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+]
+# Ciphers (ssh-audit rates these without failures).
+sshd_ciphers = [
+    "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
+    "aes128-gcm@openssh.com", "aes128-ctr",
+]
+# MACs (encrypt-then-MAC only; ssh-audit rates these without failures).
+sshd_macs = ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com"]
+# HostKeyAlgorithms (no NIST curves, no SHA-1 RSA).
+sshd_host_key_algorithms = ["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"]
+# OOMScoreAdjust of ssh.service (-1000: never OOM-killed; every SSH session inherits it).
+sshd_oom_score_adjust = -1000
+
+# --- Preflight ----------------------------------------------------------------------------
+# Free disk (GiB) the preflight wants under the service home and Docker's data root (weights, image).
+preflight_min_free_gib = 100
 
 # --- LiteLLM proxy ------------------------------------------------------------------------
 # Run the LiteLLM proxy (+ Postgres) on this host.
@@ -93,6 +247,8 @@ proxy_bind_address = "0.0.0.0"
 proxy_port = 4000
 # Keep request and response bodies in the spend logs (off: prompts are private).
 proxy_store_prompts = False
+# Connect the proxy to its Postgres (virtual keys, spend logs); false = stateless, master key only.
+proxy_use_database = True
 # Proxy master key (secret): None = generated once and kept in secrets_dir; supply from the environment.
 proxy_master_key = None
 # Proxy database password (secret): None = generated once and kept in secrets_dir.
@@ -107,6 +263,26 @@ clients_key_env = "SPARKDEPLOY_PROXY_KEY"
 clients_context_fraction = 0.9
 # OpenCode's output-token limit per reply (capped at half the context limit).
 clients_output_tokens = 16384
+
+# --- Host capabilities (false: tasks skip that step, visibly; the container sandbox) -------
+# Mount NFS file systems (the container sandbox shares the host kernel, which has no NFS client).
+host_can_mount_nfs = True
+# Write kernel settings under /proc/sys, e.g. vm.drop_caches (read-only in the container sandbox).
+host_can_write_sysctl = True
+# Give processes a negative OOM score, e.g. OOMScoreAdjust=-1000 on sshd (needs CAP_SYS_RESOURCE).
+host_can_lower_oom_score = True
+
+# --- NVIDIA Container Toolkit repository --------------------------------------------------
+# NVIDIA's apt repository (flat; apt expands $(ARCH)); used only where the toolkit is missing.
+toolkit_repo_url = "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH)"
+# Its signing key, dearmored, on the workstation (the deploy uploads it for apt's signed-by):
+# curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --dearmor -o <this file>
+toolkit_repo_key_file = "files/nvidia-container-toolkit-keyring.gpg"
+
+# --- Drift check --------------------------------------------------------------------------
+# True while `sparkdeploy drift` plans a run (pyinfra --dry --data drift_check=true): tasks
+# skip imperative steps that would always report a change.
+drift_check = False
 
 # --- Local state --------------------------------------------------------------------------
 # Where generated secrets live on the workstation (relative to the project; never committed).

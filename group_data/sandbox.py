@@ -3,3 +3,50 @@
 recipe = "openai-gpt-oss-120b"
 proxy_enabled = True
 proxy_site = "sandbox"
+
+# What the container backend cannot do (`sparkdeploy sandbox up` also writes these into the
+# host's data, so a backend that can, like the qemu VM, overrides them per host).
+host_can_mount_nfs = False
+host_can_write_sysctl = False
+host_can_lower_oom_score = False
+
+# The stand-in NVIDIA toolkit repository (tests/standins/build_toolkit_repo.py): signed with a
+# key generated on first build, served by `sparkdeploy sandbox up` at this URL, whose host name
+# resolves inside the sandbox to this machine.
+toolkit_repo_url = "http://sparkdeploy-standins:47380/stable/deb/$(ARCH)"
+toolkit_repo_key_file = ".sparkdeploy/standins/toolkit-repo/nvidia-container-toolkit-keyring.gpg"
+
+# The stand-in upstream (tests/standins/upstream, made into a git repository and copied into the
+# sandbox by sparkdeploy.standins): its build script builds a small image recording its build.
+upstream_repo_url = "/srv/sparkdeploy-standins/spark-vllm-docker.git"
+upstream_commit = "39df662a79c7f09e9ced768a18b46eacd11b9713"
+upstream_build_jobs = 2
+upstream_build_timeout = 600
+# The stand-ins build and start in seconds: wait less, report more often.
+vllm_health_timeout = 120
+proxy_health_timeout = 180
+deploy_poll_interval = 3
+# vLLM and the proxy listen inside the sandbox container: verify reaches them over SSH.
+verify_via_ssh = True
+
+# The stand-in repository carries only this toolkit version.
+toolkit_version = "1.17.8-1"
+# Debian trixie's names for Docker Engine with compose v2 (the "bare" variant has no engine).
+docker_packages = ["docker.io", "docker-cli", "docker-compose"]
+# No route to OpenAI's blob store: a small stand-in vocabulary in tiktoken's format.
+caches_tiktoken_source = "tests/standins/tiktoken/o200k_base.tiktoken"
+caches_tiktoken_sha256 = "e66088df4cdb28fbad3c55ac5a7ae741bc402e732ed948eb096a8ed6f852768f"
+# The sandbox container cannot raise its open-files limit (20000 on CI machines) to upstream's 1048576.
+vllm_nofile_limit = 16384
+
+# The stand-in Hugging Face hub (tests/standins/hub_server.py, served by sparkdeploy.sandbox.hub_standin
+# on the same host name): a tiny openai/gpt-oss-120b, and the pinned hub client's wheels, since the
+# sandbox cannot reach PyPI through this machine's TLS-inspecting proxy.
+model_hub_endpoint = "http://sparkdeploy-standins:47381"
+model_pip_index_url = "http://sparkdeploy-standins:47381/simple"
+# The stand-in's weights download in seconds: report progress often.
+model_progress_interval = 3
+# LiteLLM reaches Postgres through Prisma, whose engines it downloads from binaries.prisma.sh on
+# first start; no package registry ships them, so in the sandbox the proxy runs stateless.
+# Postgres itself (the stand-in image) still runs and is health-checked.
+proxy_use_database = False

@@ -111,5 +111,6 @@ def _proxy_files(host_name: str, data: Mapping[str, Any], models: list[dict[str,
                      _yaml(litellm_config(models, data), "LiteLLM proxy")),
         RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", CALLBACK_SOURCE.read_text()),
         RenderedFile(f"{directory}/secrets.env",
-                     secrets_env(host_secrets(host_name, data), vllm_keys), mode="0600", secret=True),
+                     secrets_env(host_secrets(host_name, data), vllm_keys,
+                                 bool(data.get("proxy_use_database", True))), mode="0600", secret=True),
     ]

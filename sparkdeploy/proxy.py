@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from sparkdeploy.errors import ConfigError
 from sparkdeploy.vllm_service import VllmService
 
 CALLBACK_MODULE = "litellm_tool_fix"
@@ -34,8 +35,15 @@ def site_models(
         if data["proxy_site"] != site:
             continue
         # vLLM uses the host network and the proxy a bridge: a same-host vLLM is the gateway.
-        address = ("host.docker.internal" if host_name == proxy_host
-                   else data.get("vllm_address") or host_name)
+        if host_name == proxy_host:
+            address = "host.docker.internal"
+        elif data.get("vllm_expose_to_lan"):
+            address = data.get("vllm_address") or host_name
+        else:
+            raise ConfigError(
+                f"host {host_name!r} data", "vllm_expose_to_lan",
+                f"the proxy on {proxy_host!r} routes to this host's vLLM over the LAN, but it only "
+                "listens for its own host", allowed="true (and consider vllm_api_key_enabled: true)")
         api_key = (f"os.environ/{vllm_key_variable(host_name)}" if data.get("vllm_api_key_enabled")
                    else "unused")
         entries.append({
@@ -117,14 +125,19 @@ def proxy_compose(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def secrets_env(secrets: Mapping[str, str], vllm_keys: Mapping[str, str]) -> str:
-    """The compose env file with the proxy's secrets and the site's vLLM keys (mode 0600)."""
+def secrets_env(secrets: Mapping[str, str], vllm_keys: Mapping[str, str],
+                use_database: bool = True) -> str:
+    """The compose env file with the proxy's secrets and the site's vLLM keys (mode 0600).
+
+    Without ``use_database`` the proxy gets no DATABASE_URL and runs stateless (master key only);
+    Postgres keeps running with its data.
+    """
     password = secrets["proxy_db_password"]
     url = f"postgresql://{_DB_USER}:{quote(password, safe='')}@litellm-db:5432/{_DB_NAME}"
     lines = [
         f"LITELLM_MASTER_KEY={secrets['proxy_master_key']}",
         f"POSTGRES_PASSWORD={password}",
-        f"DATABASE_URL={url}",
+        *([f"DATABASE_URL={url}"] if use_database else []),
     ]
     lines += [f"{vllm_key_variable(host)}={key}" for host, key in sorted(vllm_keys.items())]
     return "\n".join(lines) + "\n"

@@ -23,12 +23,14 @@ from sparkdeploy.recipes import (
     placeholder_values,
     render_command,
 )
+from sparkdeploy.weights import revision_args
 
 MXFP4_GPU_MEMORY_LIMIT = 0.90
 # Memory vLLM needs beyond weights and KV cache (activations, CUDA graphs, allocator slack).
 _RUNTIME_OVERHEAD_GIB = 6
 _MOD_SENTINEL = "/workspace/.sparkdeploy-mods-applied"
 _MODS_SOURCE_DIR = "/opt/sparkdeploy-mods"
+_WILDCARDS = ("0.0.0.0", "::", "")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,24 @@ class VllmService:
     argv: list[str]
     served_name: str
     port: int
+    bind_address: str
     compose: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def local_url(self) -> str:
+        """Where vLLM answers as seen from its own host."""
+        return local_url(self.bind_address, self.port)
+
+
+def local_address(bind_address: str) -> str:
+    """The address a server bound to ``bind_address`` answers on for its own host."""
+    return "127.0.0.1" if bind_address in _WILDCARDS else bind_address
+
+
+def local_url(bind_address: str, port: int) -> str:
+    """The URL of a server bound to ``bind_address`` as seen from the same host."""
+    return f"http://{local_address(bind_address)}:{port}"
 
 
 def build_vllm_service(host_name: str, data: Mapping[str, Any]) -> VllmService | None:
@@ -56,16 +74,22 @@ def build_vllm_service(host_name: str, data: Mapping[str, Any]) -> VllmService |
         raise ConfigError(recipe.source, "cluster_only",
                           f"host {host_name!r} is a single Spark and this recipe needs a cluster",
                           allowed="a recipe without cluster_only: true")
-    values = placeholder_values(recipe, data.get("vllm_params") or {}, solo=True, source=source)
+    overrides = data.get("vllm_params") or {}
+    if "host" in overrides:
+        raise ConfigError(source, "vllm_params.host", "vLLM's listen address follows vllm_expose_to_lan",
+                          allowed="vllm_expose_to_lan: true (0.0.0.0) or false (vllm_private_address)")
+    bind = "0.0.0.0" if data.get("vllm_expose_to_lan") else data["vllm_private_address"]
+    values = {**placeholder_values(recipe, overrides, solo=True, source=source), "host": bind}
     command = render_command(recipe, values, solo=True)
-    argv = command_argv(command, recipe.source)
+    argv = _with_flag(command_argv(command, recipe.source), "--host", bind)
+    argv += revision_args(argv, data)
     _check_gpu_memory(recipe, values, data, source)
 
     served_name = _served_name(argv, recipe)
     port = _port(argv, values, recipe)
     warnings = _memory_warnings(recipe, values, argv, data, host_name)
-    compose = _compose(recipe, argv, port, data)
-    return VllmService(host_name, recipe, values, command, argv, served_name, port, compose, warnings)
+    compose = _compose(recipe, argv, local_url(bind, port), data)
+    return VllmService(host_name, recipe, values, command, argv, served_name, port, bind, compose, warnings)
 
 
 def _check_gpu_memory(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any],
@@ -88,6 +112,16 @@ def _check_gpu_memory(recipe: Recipe, values: Mapping[str, Any], data: Mapping[s
             allowed=f"at most {MXFP4_GPU_MEMORY_LIMIT}, or set "
             "vllm_allow_high_gpu_memory_utilization: true",
         )
+
+
+def _with_flag(argv: list[str], flag: str, value: str) -> list[str]:
+    """``argv`` with ``flag`` set to ``value`` (replaced where the recipe gives it, else appended)."""
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            return [*argv[:index + 1], value, *argv[index + 2:]]
+        if arg.startswith(flag + "="):
+            return [*argv[:index], f"{flag}={value}", *argv[index + 1:]]
+    return [*argv, flag, value]
 
 
 def _flag_value(argv: list[str], flag: str) -> str | None:
@@ -147,9 +181,12 @@ def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
     ]
 
 
-def _compose(recipe: Recipe, argv: list[str], port: int, data: Mapping[str, Any]) -> dict[str, Any]:
+def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str, Any]) -> dict[str, Any]:
     home = service_home(data)
     environment = dict(data.get("vllm_base_env") or {})
+    if data.get("model_hub_offline", True):
+        # The deploy brought the weights (tasks/weights.py): a restart never reaches the hub.
+        environment["HF_HUB_OFFLINE"] = "1"
     volumes = {container: f"{home}/{host_path}"
                for host_path, container in (data.get("vllm_cache_mounts") or {}).items()}
     if data.get("model_store") == "nfs":
@@ -171,7 +208,7 @@ def _compose(recipe: Recipe, argv: list[str], port: int, data: Mapping[str, Any]
         "restart": f"on-failure:{data['vllm_restart_max_attempts']}",
         "oom_score_adj": data["vllm_oom_score_adj"],
         "healthcheck": {
-            "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"],
+            "test": ["CMD", "curl", "-fsS", f"{local_url}/health"],
             "interval": "30s",
             "timeout": "10s",
             "retries": 3,

@@ -1,24 +1,41 @@
 """Compose projects for vLLM and the proxy, rendered from the host's recipe and data.
 
 Secret files are placed with mode 0600 and an operation name that never shows their content.
+The operations are returned per project, so a project restarts only when its own files changed.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 from io import StringIO
 
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from sparkdeploy.plan import HostPlan
+from sparkdeploy.plan import HostPlan, RenderedFile
+
+
+@dataclass(frozen=True)
+class ServingFiles:
+    """The file operations of each compose project."""
+
+    vllm: list[OperationMeta] = field(default_factory=list)
+    proxy: list[OperationMeta] = field(default_factory=list)
 
 
 @deploy("Serving stack files")
-def serving_files(plan: HostPlan) -> None:
-    for rendered in plan.files:
-        files.put(
-            name=f"Place {rendered.path}" + (" (secret)" if rendered.secret else ""),
-            src=StringIO(rendered.content),
-            dest=rendered.path,
-            user=rendered.user,
-            group=rendered.group,
-            mode=rendered.mode,
-        )
+def serving_files(plan: HostPlan) -> ServingFiles:
+    return ServingFiles(vllm=[_place(rendered) for rendered in plan.vllm_files],
+                        proxy=[_place(rendered) for rendered in plan.proxy_files])
+
+
+def _place(rendered: RenderedFile) -> OperationMeta:
+    return files.put(
+        name=f"Place {rendered.path}" + (" (secret)" if rendered.secret else ""),
+        src=StringIO(rendered.content),
+        dest=rendered.path,
+        user=rendered.user,
+        group=rendered.group,
+        mode=rendered.mode,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sparkdeploy.errors import ConfigError
@@ -24,13 +26,7 @@ defaults:
 """
 
 # The seed's command (blog post 9/9, "The Solo Recipe") with its defaults substituted by hand.
-SEED_COMMAND = """
-vllm serve openai/gpt-oss-120b --tool-call-parser openai --reasoning-parser openai_gptoss
---enable-auto-tool-choice --tensor-parallel-size 1 --gpu-memory-utilization 0.7 --enforce-eager
---enable-prefix-caching --load-format fastsafetensors --quantization mxfp4 --mxfp4-backend CUTLASS
---mxfp4-layers moe,qkv,o,lm_head --attention-backend FLASHINFER --kv-cache-dtype fp8
---max-model-len 4096 --max-num-batched-tokens 32768 --host 0.0.0.0 --port 8000
-"""
+SEED_COMMAND = (Path(__file__).parent / "golden" / "seed-command.txt").read_text()
 
 
 def render(recipe, overrides=None, solo=True):

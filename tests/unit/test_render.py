@@ -50,7 +50,7 @@ def test_vllm_container_contract(inventory_data):
         {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     assert service["restart"] == "on-failure:3"
     assert service["oom_score_adj"] == 1000
-    assert service["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/health"
+    assert service["healthcheck"]["test"][-1] == "http://172.17.0.1:8000/health"
     assert service["environment"]["VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"] == "1"
     assert service["environment"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
 
@@ -179,7 +179,7 @@ def test_mods_run_once_per_container_before_vllm(inventory_data, write_recipe):
     script = service["command"][2]
     assert service["command"][:2] == ["bash", "-c"]
     assert "if [ ! -e /workspace/.sparkdeploy-mods-applied ]" in script
-    assert script.endswith("exec vllm serve org/model --port 8000")
+    assert script.endswith("exec vllm serve org/model --port 8000 --host 172.17.0.1")
     assert "/home/cluster/spark-vllm-docker/mods/fix-a:/opt/sparkdeploy-mods/fix-a:ro" in service["volumes"]
 
 
@@ -234,3 +234,30 @@ def test_vllm_api_key_reaches_vllm_and_the_proxy_only_through_0600_files(invento
     for path, rendered in pegasus.items():
         if not rendered.secret:
             assert key not in rendered.content, path
+
+
+def test_compose_command_equals_the_seed_command_flag_for_flag(inventory_data):
+    service = vllm_service(inventory_data(vllm_expose_to_lan=True), PEGASUS)
+    assert service["command"] == (GOLDEN / "seed-command.txt").read_text().split()
+
+
+def test_vllm_listens_on_the_docker_bridge_unless_exposed_to_the_lan(inventory_data):
+    service = vllm_service(inventory_data(), PEGASUS)
+    command = service["command"]
+    assert command[command.index("--host") + 1] == "172.17.0.1"
+    assert service["healthcheck"]["test"][-1] == "http://172.17.0.1:8000/health"
+    exposed = vllm_service(inventory_data(vllm_expose_to_lan=True), PEGASUS)
+    assert exposed["command"][exposed["command"].index("--host") + 1] == "0.0.0.0"
+    assert exposed["healthcheck"]["test"][-1] == "http://127.0.0.1:8000/health"
+
+
+def test_a_proxy_cannot_route_to_a_vllm_that_is_not_exposed(inventory_data):
+    data = inventory_data()
+    data[STELLA]["vllm_expose_to_lan"] = False
+    with pytest.raises(ConfigError, match=r"host 'stella\.home\.arpa' data: key 'vllm_expose_to_lan'"):
+        files_of(data, PEGASUS)
+
+
+def test_listen_address_is_not_a_recipe_parameter(inventory_data):
+    with pytest.raises(ConfigError, match=r"vllm_params\.host'.*follows vllm_expose_to_lan"):
+        validate_inventory(inventory_data(vllm_params={"host": "0.0.0.0"}))

@@ -1,0 +1,97 @@
+"""The serving stack as deployed: vLLM and the proxy running as their data says, on a current image."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparkdeploy.data import upstream_checkout_dir
+from sparkdeploy.image_build import BUILD_LABEL
+from sparkdeploy.proxy import proxy_compose
+from sparkdeploy.vllm_service import build_vllm_service, local_url
+
+
+@pytest.fixture(scope="module")
+def vllm(host_data):
+    service = build_vllm_service("checked host", host_data)
+    if service is None:
+        pytest.skip("this host serves no model")
+    return service
+
+
+def inspect(host, kind: str, name: str) -> dict:
+    result = host.run(f"docker {kind} inspect {name}")
+    assert result.rc == 0, f"no {kind} {name}: {result.stderr}"
+    return json.loads(result.stdout)[0]
+
+
+def test_vllm_runs_with_bounded_restarts_and_is_the_oom_killers_first_choice(host, host_data, vllm):
+    container = inspect(host, "container", host_data["vllm_container_name"])
+    assert container["State"]["Running"]
+    policy = container["HostConfig"]["RestartPolicy"]
+    assert policy["Name"] == "on-failure"
+    assert policy["MaximumRetryCount"] == host_data["vllm_restart_max_attempts"]
+    assert container["HostConfig"]["OomScoreAdj"] == host_data["vllm_oom_score_adj"]
+    assert container["HostConfig"]["NetworkMode"] == "host"
+    assert (container.get("State", {}).get("Health") or {}).get("Status") != "unhealthy"
+
+
+def test_vllm_answers_health(host, vllm):
+    assert host.run(f"curl -fsS --max-time 10 {vllm.local_url}/health").rc == 0
+
+
+def test_vllm_listens_on_the_lan_only_when_data_says_so(host, host_data, vllm):
+    listeners = host.run(f"ss -Htln 'sport = :{vllm.port}'").stdout.split()
+    expected = "0.0.0.0" if host_data["vllm_expose_to_lan"] else host_data["vllm_private_address"]
+    assert f"{expected}:{vllm.port}" in listeners
+
+
+def test_vllm_runs_the_current_image(host, host_data, vllm):
+    container = inspect(host, "container", host_data["vllm_container_name"])
+    image = inspect(host, "image", vllm.recipe.container)
+    assert container["Image"] == image["Id"], "vLLM still runs an older build of its image"
+
+
+def test_a_built_image_records_the_pinned_commit_and_build_args(host, host_data, vllm):
+    if not vllm.recipe.build_args:
+        pytest.skip("this recipe uses its image as given")
+    labels = inspect(host, "image", vllm.recipe.container)["Config"]["Labels"] or {}
+    assert json.loads(labels[BUILD_LABEL]) == {"upstream_commit": host_data["upstream_commit"],
+                                               "build_args": list(vllm.recipe.build_args)}
+    metadata = host.run(f"docker run --rm --network none --entrypoint cat {vllm.recipe.container} "
+                        "/workspace/build-metadata.yaml")
+    assert f'build_script_commit: "{host_data["upstream_commit"]}"' in metadata.stdout
+
+
+def test_the_upstream_checkout_is_at_the_pinned_commit(host, host_data, vllm):
+    if not (vllm.recipe.build_args or vllm.recipe.mods):
+        pytest.skip("this recipe needs no upstream checkout")
+    checkout = upstream_checkout_dir(host_data)
+    head = host.run(f"git -c safe.directory='*' -C {checkout} rev-parse HEAD")
+    assert head.stdout.strip() == host_data["upstream_commit"]
+    assert host.file(checkout).user == host_data["service_user"]
+
+
+@pytest.fixture(scope="module")
+def proxy_services(host_data):
+    if not host_data.get("proxy_enabled"):
+        pytest.skip("this host runs no proxy")
+    return proxy_compose(host_data)["services"]
+
+
+def test_the_proxy_and_its_database_run_and_restart_on_their_own(host, proxy_services):
+    for service in proxy_services.values():
+        container = inspect(host, "container", service["container_name"])
+        assert container["State"]["Running"], service["container_name"]
+        assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_the_database_is_healthy(host, proxy_services):
+    container = inspect(host, "container", proxy_services["litellm-db"]["container_name"])
+    assert container["State"]["Health"]["Status"] == "healthy"
+
+
+def test_the_proxy_is_alive(host, host_data, proxy_services):
+    url = f"{local_url(host_data['proxy_bind_address'], host_data['proxy_port'])}/health/liveliness"
+    assert host.run(f"curl -fsS --max-time 10 {url}").rc == 0

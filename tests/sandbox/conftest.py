@@ -1,0 +1,107 @@
+"""The CI flow against the running sandbox (``scripts/test`` starts a fresh one first).
+
+Everything here acts on the sandbox recorded by ``sparkdeploy sandbox up``: the deploy runs as
+an operator runs it (``pyinfra inventory.py deploy.py --limit sandbox``), drift is checked with
+``sparkdeploy drift``, and hosts are changed behind the deploy's back over SSH, as root.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from sparkdeploy.apply import ApplyReport, apply_deploy
+from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.inventory import hosts_data, load_inventory
+from sparkdeploy.sandbox.state import HOST_NAME, SandboxState, load_state
+
+SPARKDEPLOY = str(Path(sys.executable).with_name("sparkdeploy"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--deploy", default="deploy.py",
+                     help="deploy file to test (default: deploy.py; another while developing a task)")
+
+
+@pytest.fixture(scope="session")
+def deploy_file(pytestconfig: pytest.Config) -> str:
+    return pytestconfig.getoption("deploy")
+
+
+@pytest.fixture(scope="session")
+def deploy(deploy_file: str):
+    """Apply the deploy to the sandbox (``pyinfra … --limit sandbox -y``) and report changes."""
+    return lambda: apply_deploy([HOST_NAME], deploy=deploy_file)
+
+
+@pytest.fixture(scope="session")
+def sparkdeploy():
+    """Run the project's console script as an operator runs it."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SPARKDEPLOY, *args], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, check=False, stdin=subprocess.DEVNULL)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def drift_check(sparkdeploy, deploy_file: str):
+    """``sparkdeploy drift --limit sandbox`` for the deploy under test."""
+    return lambda: sparkdeploy("drift", "--limit", HOST_NAME, "--deploy", deploy_file)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> SandboxState:
+    state = load_state()
+    if state is None:
+        pytest.fail("no sandbox is up: run `sparkdeploy sandbox up` (scripts/test does)")
+    return state
+
+
+@pytest.fixture(scope="session")
+def sandbox_data(sandbox: SandboxState) -> dict[str, Any]:
+    """The sandbox host's inventory data (group_data included), for paths the deploy manages."""
+    return hosts_data(load_inventory("inventory.py"))[HOST_NAME]
+
+
+@pytest.fixture(scope="session")
+def first_deploy(sandbox: SandboxState, deploy) -> ApplyReport:
+    """The deploy applied once at the start of the session."""
+    return deploy()
+
+
+@pytest.fixture(scope="session")
+def converged(first_deploy: ApplyReport) -> ApplyReport:
+    """A sandbox the deploy converged; tests that need one fail early when it did not."""
+    assert first_deploy.returncode == 0, first_deploy.failure_summary()
+    return first_deploy
+
+
+@pytest.fixture(scope="session")
+def on_sandbox(sandbox: SandboxState):
+    """Run a shell command as root on the sandbox; returns its stdout, fails the test on error.
+
+    Each command gets its own SSH connection: deploys restart sshd between commands.
+    """
+    data = sandbox.hosts[HOST_NAME]
+
+    def run(command: str, check: bool = True) -> str:
+        with paramiko.SSHClient() as client:
+            client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())
+            client.connect(data["ssh_hostname"], port=data["ssh_port"], username=data["ssh_user"],
+                           key_filename=data["ssh_key"], allow_agent=False, look_for_keys=False)
+            _, stdout, stderr = client.exec_command("sudo -n sh -c " + shlex.quote(command),
+                                                    timeout=300)
+            output, error = stdout.read().decode(), stderr.read().decode()
+            if check and stdout.channel.recv_exit_status() != 0:
+                pytest.fail(f"on the sandbox, `{command}` failed: {error.strip()}")
+        return output
+
+    return run

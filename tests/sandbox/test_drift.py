@@ -1,0 +1,104 @@
+"""Injected drift is detected (exit 2, naming host and operation) and the next deploy repairs it.
+
+Each case is one :class:`Drift`: a root shell command that changes the converged sandbox behind
+the deploy's back, and the operation the drift check must name. Commands and operation labels
+are ``str.format`` templates over the sandbox host's inventory data (``{vllm_compose_dir}``,
+``{home}`` for the service user's home, ...). A case whose operation the deploy does not have
+is skipped, saying so, so cases may be written before their task lands.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from sparkdeploy.data import PROJECT_ROOT, service_home
+from sparkdeploy.drift import EXIT_CLEAN, EXIT_DRIFT, pyinfra_dry_command
+from sparkdeploy.sandbox.state import HOST_NAME
+
+
+@dataclass(frozen=True)
+class Drift:
+    name: str
+    # shell command run as root on the sandbox
+    inject: str
+    # (part of) the label of the operation the drift check must report
+    operation: str
+
+    def render(self, data: dict[str, Any]) -> tuple[str, str]:
+        values = {**data, "home": service_home(data)}
+        return self.inject.format(**values), self.operation.format(**values)
+
+
+DRIFTS = [
+    Drift("compose-file-edited",
+          "echo '# edited by hand' >> {vllm_compose_dir}/compose.yaml",
+          "Place {vllm_compose_dir}/compose.yaml"),
+    Drift("proxy-secrets-readable",
+          "chmod 0644 {proxy_compose_dir}/secrets.env",
+          "Place {proxy_compose_dir}/secrets.env"),
+    Drift("sshd-dropin-edited",
+          "echo 'X11Forwarding yes' >> /etc/ssh/sshd_config.d/00-sparkdeploy-hardening.conf",
+          "Install the hardened sshd settings"),
+    Drift("sshd-oom-dropin-removed",
+          "rm /etc/systemd/system/ssh.service.d/10-sparkdeploy-oom.conf",
+          "Keep sshd out of the OOM killer's reach"),
+    Drift("earlyoom-args-changed",
+          "sed -i 's/^EARLYOOM_ARGS=.*/EARLYOOM_ARGS=\"-r 60\"/' /etc/default/earlyoom",
+          "Tell earlyoom what to spare and what to kill first"),
+    Drift("earlyoom-stopped",
+          "systemctl disable --now earlyoom.service",
+          "Keep earlyoom enabled and running"),
+    Drift("drop-caches-cron-removed",
+          "rm /etc/cron.d/drop-caches",
+          "Drop the page cache on a schedule"),
+    Drift("daemon-json-lost-nvidia-runtime",
+          "echo '{{}}' > /etc/docker/daemon.json",
+          "Register the NVIDIA runtime in daemon.json"),
+    Drift("fstab-entry-removed",
+          "sed -i '\\#/mnt/models#d' /etc/fstab",
+          "at boot (fstab)"),
+    Drift("cache-dir-removed",
+          "rm -rf {home}/.cache/vllm",
+          "Keep {home}/.cache/vllm for {service_user}"),
+    Drift("cache-dir-wrong-owner",
+          "chown root:root {home}/.triton",
+          "Keep {home}/.triton for {service_user}"),
+    Drift("toolkit-removed",
+          "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q nvidia-container-toolkit",
+          "Install NVIDIA Container Toolkit"),
+]
+
+
+@pytest.fixture(scope="module")
+def planned_operations(converged, deploy_file) -> list[str]:
+    """Labels of every operation the deploy has for the sandbox."""
+    result = subprocess.run(pyinfra_dry_command([HOST_NAME], deploy=deploy_file), cwd=PROJECT_ROOT, text=True,
+                            capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [operation["name"] for operation in json.loads(result.stdout)["plan"]]
+
+
+@pytest.mark.parametrize("drift", DRIFTS, ids=lambda drift: drift.name)
+def test_drift_is_detected_and_repaired(drift, sandbox_data, planned_operations, on_sandbox,
+                                        drift_check, deploy):
+    inject, operation = drift.render(sandbox_data)
+    if not any(operation in label for label in planned_operations):
+        pytest.skip(f"deploy.py has no operation matching {operation!r} (yet)")
+
+    on_sandbox(inject)
+    detected = drift_check()
+    assert detected.returncode == EXIT_DRIFT, detected.stdout + detected.stderr
+    report = detected.stdout
+    assert f"{HOST_NAME}:" in report and operation in report, report
+
+    repair = deploy()
+    assert repair.returncode == 0, repair.failure_summary()
+    assert any(operation in label for label in repair.changes.get(HOST_NAME, [])), repair.changes
+
+    after = drift_check()
+    assert after.returncode == EXIT_CLEAN, after.stdout + after.stderr

@@ -1,0 +1,92 @@
+"""Issue 6 end to end: deploy -> verify through the real proxy -> nothing rebuilt or restarted on a
+second deploy -> a new pinned commit rebuilds the image once and restarts vLLM once, not the proxy.
+
+Needs the stand-ins in the sandbox (``sparkdeploy standins install`` after ``sandbox up``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.drift import pyinfra_executable
+from sparkdeploy.sandbox.state import HOST_NAME
+from sparkdeploy.standins import ensure_upstream_repo
+
+BUILD = "Start building"
+VLLM_UP = "Start or update vLLM"
+PROXY_UP = "Start or update the LiteLLM proxy"
+
+
+def deploy(*data: str) -> dict[str, list[str]]:
+    """Apply deploy.py to the sandbox with ``--data`` overrides; return {host: changed op labels}."""
+    command = [pyinfra_executable(), "inventory.py", "deploy.py", "-y", "--json", "--limit", HOST_NAME]
+    command += [arg for item in data for arg in ("--data", item)]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-4000:]
+    changes: dict[str, list[str]] = {}
+    for operation in (json.loads(result.stdout).get("results") or {}).get("operations", []):
+        for host in operation.get("success", []):
+            changes.setdefault(host, []).append(operation.get("name", "?"))
+    return changes
+
+
+@pytest.fixture
+def containers(on_sandbox, sandbox_data):
+    """Container name -> (id, started at) of the serving stack, read on demand."""
+    names = [sandbox_data["vllm_container_name"], "litellm", "litellm-db"]
+
+    def read() -> dict[str, tuple[str, str]]:
+        lines = on_sandbox("docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}}' "
+                           + " ".join(names)).split("\n")
+        return {name.lstrip("/"): (cid, started) for name, cid, started in
+                (line.split() for line in lines if line.strip())}
+
+    return read
+
+
+def image_label(on_sandbox, image: str) -> dict[str, Any]:
+    return json.loads(on_sandbox(f"docker image inspect --format "
+                                 f"'{{{{index .Config.Labels \"io.sparkdeploy.build\"}}}}' {image}"))
+
+
+def test_verify_passes_through_the_real_proxy_with_the_callback(converged, sparkdeploy, on_sandbox):
+    result = sparkdeploy("verify", "--limit", HOST_NAME)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASS") == 6 and "FAIL" not in result.stdout
+    assert "system_fingerprint: fp_standin_vllm" in result.stdout
+    assert "litellm_tool_fix" in on_sandbox("cat /opt/sparkdeploy/litellm/config.yaml")
+
+
+def test_a_second_deploy_rebuilds_and_restarts_nothing(converged, containers):
+    before = containers()
+    changes = deploy()
+    assert changes == {}, f"a converged deploy still changed: {changes}"
+    assert containers() == before
+
+
+def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, containers, on_sandbox,
+                                                                  sandbox_data):
+    pinned = sandbox_data["upstream_commit"]
+    later = [commit for commit in ensure_upstream_repo() if commit != pinned][-1]
+    image = "vllm-node-mxfp4"
+    before = containers()
+    try:
+        changed = deploy(f"upstream_commit={later}")[HOST_NAME]
+        assert sum(BUILD in label for label in changed) == 1, changed
+        assert sum(VLLM_UP in label for label in changed) == 1, changed
+        assert not any(PROXY_UP in label for label in changed), changed
+        after = containers()
+        vllm = sandbox_data["vllm_container_name"]
+        assert after[vllm] != before[vllm]
+        assert after["litellm"] == before["litellm"] and after["litellm-db"] == before["litellm-db"]
+        assert image_label(on_sandbox, image)["upstream_commit"] == later
+        assert deploy(f"upstream_commit={later}") == {}, "the same commit again must change nothing"
+    finally:
+        deploy()  # back to the pinned commit, for the tests after this one
+    assert image_label(on_sandbox, image)["upstream_commit"] == pinned
