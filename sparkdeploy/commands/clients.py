@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from sparkdeploy.clients import client_files
-from sparkdeploy.inventory import hosts_data, load_inventory, parse_data_overrides
+from sparkdeploy.commands.options import add_inventory_options, load_hosts
 from sparkdeploy.plan import validate_inventory
 
 
@@ -17,14 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Render client launchers/configs for every model each proxy serves. "
         "No secret is written: the files read the proxy key from the environment.")
     parser.add_argument("--out", default="clients", help="output folder (default: clients/)")
-    parser.add_argument("--inventory", default="inventory.py", help="inventory file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                        help="override host data, as pyinfra --data does (repeatable)")
+    add_inventory_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    data = hosts_data(load_inventory(args.inventory, parse_data_overrides(args.data)))
+    _, data = load_hosts(args)
     for relative, (content, mode) in sorted(client_files(data, validate_inventory(data)).items()):
         target = Path(args.out) / relative
         target.parent.mkdir(parents=True, exist_ok=True)

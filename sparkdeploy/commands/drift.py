@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sparkdeploy.commands.options import add_inventory_options, add_limit_option
 from sparkdeploy.drift import EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR, check_drift, format_report
 from sparkdeploy.host_suite import run_host_suite
 
@@ -17,11 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Plan the deploy with pyinfra --dry (change detection on, nothing applied) "
         "and print, per host, the operations that would change it. Exit 0 when every host "
         "matches its data, 2 on drift, 1 on error (unreachable host, invalid data).")
-    parser.add_argument("--limit", action="append", default=[], metavar="GROUP_OR_HOST",
-                        help="group name or host glob, as pyinfra --limit (repeatable)")
+    add_limit_option(parser)
     parser.add_argument("--verify", action="store_true",
                         help="also run the testinfra suite (tests/host) against each host")
-    parser.add_argument("--inventory", default="inventory.py", help="inventory file")
+    add_inventory_options(parser, data=False)
     parser.add_argument("--deploy", default="deploy.py", help="deploy file")
     parser.set_defaults(run=run)
 

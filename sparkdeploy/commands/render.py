@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from sparkdeploy.commands.options import add_inventory_options, load_hosts
 from sparkdeploy.errors import ConfigError
-from sparkdeploy.inventory import hosts_data, load_inventory, parse_data_overrides
 from sparkdeploy.plan import plan_host, validate_inventory
 
 
@@ -19,15 +19,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "contacting any host.")
     parser.add_argument("host", help="inventory host name")
     parser.add_argument("--out", default="rendered", help="output folder (default: rendered/)")
-    parser.add_argument("--inventory", default="inventory.py", help="inventory file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                        help="override host data, as pyinfra --data does (repeatable)")
+    add_inventory_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = load_inventory(args.inventory, parse_data_overrides(args.data))
-    data = hosts_data(inventory)
+    _, data = load_hosts(args)
     if args.host not in data:
         raise ConfigError(args.inventory, None, f"no host named {args.host!r}",
                           allowed=", ".join(sorted(data)) or "no hosts defined")

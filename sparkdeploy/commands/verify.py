@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import paramiko
 
+from sparkdeploy.commands.options import add_inventory_options, add_limit_option, load_hosts
 from sparkdeploy.errors import ConfigError
-from sparkdeploy.inventory import hosts_data, load_inventory, parse_data_overrides
 from sparkdeploy.plan import validate_inventory
 from sparkdeploy.secrets import PROXY_SECRETS, VLLM_SECRETS, host_secrets
 from sparkdeploy.tunnel import SshTunnel
@@ -31,17 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Per served model: /v1/models, a forced tool call, JSON arguments and a "
         "role: tool round trip on vLLM; /v1/messages tool_use through each proxy, streaming and "
         "not. Exit status 1 when any check fails.")
-    parser.add_argument("--limit", action="append", default=[], metavar="HOST_OR_GROUP",
-                        help="only these hosts: a group name or a host name pattern (repeatable)")
-    parser.add_argument("--inventory", default="inventory.py", help="inventory file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                        help="override host data, as pyinfra --data does (repeatable)")
+    add_limit_option(parser)
+    add_inventory_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = load_inventory(args.inventory, parse_data_overrides(args.data))
-    data = hosts_data(inventory)
+    inventory, data = load_hosts(args)
     selected = _select(inventory, list(data), args.limit)
     targets = plan_targets(selected, data, validate_inventory(data))
     if not targets:
