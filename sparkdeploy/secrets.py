@@ -71,3 +71,28 @@ def _write(path: Path, values: dict[str, str]) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle, indent=2, sort_keys=True)
     tmp.replace(path)
+
+
+def forget(host_name: str, data: Mapping[str, Any], name: str) -> bool:
+    """Drop a generated secret so the next deploy generates and places a new one (rotation)."""
+    if name not in _GENERATORS:
+        raise ConfigError("sparkdeploy secrets", name, "not a secret sparkdeploy generates",
+                          allowed=", ".join(_GENERATORS))
+    if data.get(name):
+        raise ConfigError(f"host {host_name!r} data", name,
+                          "is supplied by you, not generated: change it where you set it")
+    path = secret_store_path(host_name, data)
+    stored = _read(path)
+    if name not in stored:
+        return False
+    del stored[name]
+    _write(path, stored)
+    return True
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write ``KEY=value`` lines readable only by their owner (mode 0600 from creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in values.items())
+    os.chmod(path, 0o600)

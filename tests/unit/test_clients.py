@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
+import sys
 
 from sparkdeploy.clients import client_files
 from sparkdeploy.plan import validate_inventory
@@ -66,3 +69,29 @@ def test_proxy_client_url_overrides_the_host_name(inventory_data):
     files = rendered(inventory_data(proxy_client_url="https://llm.example.internal/"))
     provider = json.loads(files[f"{PEGASUS}/opencode.json"])["provider"]["spark-home"]
     assert provider["options"]["baseURL"] == "https://llm.example.internal/v1"
+
+
+def test_secrets_export_writes_the_proxy_key_0600_and_rotate_makes_a_new_one(tmp_path):
+    store = ["--data", f"secrets_dir={tmp_path / 'secrets'}"]
+
+    def sparkdeploy(*args):
+        return subprocess.run([sys.executable, "-m", "sparkdeploy.cli", *args, *store],
+                              capture_output=True, text=True, check=True)
+
+    def rendered_env(out):
+        sparkdeploy("render", PEGASUS, "--out", str(tmp_path / out))
+        lines = (tmp_path / out / "opt/sparkdeploy/litellm/secrets.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines)
+
+    before = rendered_env("before")
+    env_file = tmp_path / "proxy.env"
+    exported = sparkdeploy("secrets", "export", PEGASUS, "--to", str(env_file))
+    assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
+    assert env_file.read_text() == f"SPARKDEPLOY_PROXY_KEY={before['LITELLM_MASTER_KEY']}\n"
+    assert before["LITELLM_MASTER_KEY"] not in exported.stdout + exported.stderr
+
+    rotated = sparkdeploy("secrets", "rotate", PEGASUS)
+    after = rendered_env("after")
+    assert after["LITELLM_MASTER_KEY"] != before["LITELLM_MASTER_KEY"]
+    assert after["POSTGRES_PASSWORD"] == before["POSTGRES_PASSWORD"]
+    assert before["LITELLM_MASTER_KEY"] not in rotated.stdout
