@@ -60,5 +60,5 @@ def cache_directories() -> None:
         name="Let tiktoken-rs find the vocabulary under its cache name",
         path=f"{tiktoken_dir}/{caches.tiktoken_rs_cache_name()}",
         target=caches.VOCAB_FILE,
-        user=user, group=group,
+        user=user, group=group,  # a symlink has no mode of its own
     )

@@ -99,6 +99,7 @@ def _checkout(checkout: UpstreamCheckout) -> OperationMeta | None:
         f"{git} checkout -q --detach {checkout.commit}",
         f"chown -R {shlex.quote(host.data.service_user)}: {shlex.quote(checkout.directory)}",
     ]
+    # Emitted only when the GitCheckout fact above differs from the pinned commit: no _if needed.
     return server.shell(
         name=f"Check out {checkout.repo_url} at {checkout.commit[:12]} in {checkout.directory}",
         commands=commands,
@@ -106,7 +107,10 @@ def _checkout(checkout: UpstreamCheckout) -> OperationMeta | None:
 
 
 def _build(spec: BuildSpec, reason: str) -> OperationMeta:
-    """Start the build detached, then follow it; the second operation fails when the build does."""
+    """Start the build detached, then follow it; the second operation fails when the build does.
+
+    Called only when the image's recorded build differs from the wanted one, so no _if is needed.
+    """
     server.shell(
         name=f"Start building {spec.image} in the background ({reason}; log: {spec.log_file})",
         commands=[spec.start_command()],
@@ -129,6 +133,7 @@ def _follow(state, host, spec: BuildSpec, interval: float, sudo: bool) -> bool:
 def _image_as_given(image: str) -> list[OperationMeta]:
     if host.get_fact(ImagePresent, image=image, _sudo=_sudo()):
         return []
+    # Emitted only when the image is missing.
     return [server.shell(name=f"Pull the vLLM image {image}", commands=[f"docker pull {shlex.quote(image)}"])]
 
 

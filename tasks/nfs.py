@@ -35,7 +35,7 @@ def nfs_model_store() -> None:
             name="Leave out the RPC pipe file system (this host cannot mount NFS)",
             path=f"/etc/systemd/system/{nfs.RPC_PIPEFS_UNIT}",
             target="/dev/null",
-            user="root", group="root",
+            user="root", group="root",  # a symlink has no mode of its own
         )
         systemd.daemon_reload(name="Load the masked RPC pipe file system", _if=pipefs.did_change)
         server.shell(

@@ -31,6 +31,7 @@ def serving_stack(plan: HostPlan, action: str) -> None:
         serving_services(plan, ServingFiles(), [])
     elif action == "stop":
         for what, directory in reversed(projects):
+            # An explicit operator action: it is meant to run every time it is asked for.
             server.shell(name=f"Stop {what} (docker compose stop in {directory})",
                          commands=[f"docker compose --project-directory {shlex.quote(directory)} stop"])
     else:

@@ -108,9 +108,10 @@ def test_proxy_secrets_are_generated_once_kept_0600_and_never_in_config(inventor
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
 
 
-def test_well_known_secret_is_refused(inventory_data):
-    data = inventory_data(proxy_master_key="sk-1234")
-    with pytest.raises(ConfigError, match=r"key 'proxy_master_key'.*well-known"):
+@pytest.mark.parametrize("weak", ["sk-" + "1234", "changeme", "a" * 32])
+def test_a_weak_supplied_secret_is_refused(inventory_data, weak):
+    data = inventory_data(proxy_master_key=weak)
+    with pytest.raises(ConfigError, match=r"key 'proxy_master_key'.*random string of at least 16"):
         files_of(data, PEGASUS)
 
 
