@@ -38,6 +38,7 @@ class RenderedFile:
     user: str = "root"
     group: str = "root"
     secret: bool = False
+    present: bool = True  # False: the deploy removes it (a secret no longer wanted)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ def _vllm_files(host_name: str, service: VllmService, data: Mapping[str, Any]) -
         key = host_secrets(host_name, data, VLLM_SECRETS)["vllm_api_key"]
         files.append(RenderedFile(f"{directory}/secrets.env", f"VLLM_API_KEY={key}\n",
                                   mode="0600", secret=True))
+    else:
+        files.append(RenderedFile(f"{directory}/secrets.env", "", mode="0600", secret=True,
+                                  present=False))
     return files
 
 

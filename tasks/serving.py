@@ -31,6 +31,15 @@ def serving_files(plan: HostPlan) -> ServingFiles:
 
 
 def _place(rendered: RenderedFile) -> OperationMeta:
+    if not rendered.present:
+        return files.file(
+            name=f"Remove {rendered.path} (no longer used)",
+            path=rendered.path,
+            present=False,
+            user=rendered.user,
+            group=rendered.group,
+            mode=rendered.mode,
+        )
     return files.put(
         name=f"Place {rendered.path}" + (" (secret)" if rendered.secret else ""),
         src=StringIO(rendered.content),

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
                           allowed=", ".join(sorted(data)) or "no hosts defined")
     plan = plan_host(args.host, data, validate_inventory(data))
     out = Path(args.out)
-    for rendered in plan.files:
+    for rendered in (rendered for rendered in plan.files if rendered.present):
         target = out / rendered.path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, int(rendered.mode, 8))

@@ -70,3 +70,23 @@ def test_unknown_model_is_a_404_like_vllm(vllm_style_server):
     response = httpx.post(f"{vllm_style_server}/chat/completions", timeout=10,
                           json={"model": "other", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 404
+
+
+def test_vllm_api_key_from_the_environment_guards_every_v1_route(tmp_path):
+    port, log = free_port(), tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(STANDIN_SCRIPT), "serve", "openai/gpt-oss-120b", "--host", "127.0.0.1",
+             "--port", str(port)], stdout=output, stderr=subprocess.STDOUT,
+            env={"VLLM_API_KEY": "key-from-the-env-file", "PATH": "/usr/bin:/bin"})
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process, 20, log)
+        base = f"http://127.0.0.1:{port}/v1"
+        assert httpx.get(f"{base}/models", timeout=10).status_code == 401
+        wrong = httpx.get(f"{base}/models", timeout=10, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = httpx.get(f"{base}/models", timeout=10,
+                          headers={"Authorization": "Bearer key-from-the-env-file"})
+        assert right.json()["data"][0]["id"] == "openai/gpt-oss-120b"
+    finally:
+        stop(process)

@@ -90,3 +90,39 @@ def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, con
     finally:
         deploy()  # back to the pinned commit, for the tests after this one
     assert image_label(on_sandbox, image)["upstream_commit"] == pinned
+
+
+def test_switching_the_recipe_is_one_data_change_and_one_deploy(converged, containers, sparkdeploy,
+                                                                 sandbox_data):
+    name = sandbox_data["vllm_container_name"]
+    switched = "recipe=tests/standins/recipes/gpt-oss-120b-coder.yaml"
+    before = containers()
+    try:
+        changed = deploy(switched)[HOST_NAME]
+        assert sum(VLLM_UP in label for label in changed) == 1, changed
+        assert sum(PROXY_UP in label for label in changed) == 1, changed  # its route list changed
+        assert not any(BUILD in label for label in changed), "same image and build args: no build"
+        assert containers()[name] != before[name], "the old model server must be replaced"
+        result = sparkdeploy("verify", "--limit", HOST_NAME, "--data", switched)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "gpt-oss-coder" in result.stdout and "FAIL" not in result.stdout
+    finally:
+        deploy()  # back to the sandbox's recipe for the tests after this one
+
+
+def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, sparkdeploy, on_sandbox,
+                                                              sandbox_data):
+    keyed = "vllm_api_key_enabled=true"
+    try:
+        changed = deploy(keyed)[HOST_NAME]
+        assert sum(VLLM_UP in label for label in changed) == 1, changed
+        assert sum(PROXY_UP in label for label in changed) == 1, changed
+        url = f"http://{sandbox_data['vllm_private_address']}:8000/v1/models"
+        status = on_sandbox(f"curl -s -o /dev/null -w '%{{http_code}}' {url}", check=False)
+        assert status == "401", "vLLM must refuse a request without its key"
+        assert on_sandbox("stat -c %a /opt/sparkdeploy/vllm/secrets.env") == "600"
+        result = sparkdeploy("verify", "--limit", HOST_NAME, "--data", keyed)
+        assert result.returncode == 0, result.stdout + result.stderr  # vLLM with the key, and the proxy
+        assert "FAIL" not in result.stdout
+    finally:
+        deploy()

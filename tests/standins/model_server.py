@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -225,7 +226,18 @@ class StandinHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: StandinServer
 
+    def _authorized(self) -> bool:
+        """vLLM's --api-key / VLLM_API_KEY: every /v1 route needs the bearer token; /health does not."""
+        key = self.server.api_key
+        if not key or not self.path.startswith("/v1") or \
+                self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        self._send_json(401, {"error": "Unauthorized"})
+        return False
+
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         if self.path == "/health":
             self._send(200, b"", "application/json")
         elif self.path == "/v1/models":
@@ -238,6 +250,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "code": 404}})
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         if self.path != "/v1/chat/completions":
             self._send_json(404, {"error": {"message": f"no route {self.path}", "code": 404}})
             return
@@ -289,9 +303,11 @@ class StandinServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], served_names: list[str], request_log: TextIO) -> None:
+    def __init__(self, address: tuple[str, int], served_names: list[str], request_log: TextIO,
+                 api_key: str | None = None) -> None:
         super().__init__(address, StandinHandler)
         self.served_names = served_names
+        self.api_key = api_key
         self._request_log = request_log
         self._log_lock = threading.Lock()
 
@@ -314,6 +330,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--served-model-name", nargs="+", default=None)
     parser.add_argument("--request-log", help="append each request body here as JSON (default: stderr)")
+    parser.add_argument("--api-key", default=os.environ.get("VLLM_API_KEY") or None,
+                        help="require this bearer token on /v1 routes (default: $VLLM_API_KEY, as vLLM)")
     args, unknown = parser.parse_known_args(rest)
     if unknown and not vllm_style:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -327,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         request_log = (stack.enter_context(open(args.request_log, "a", encoding="utf-8"))
                        if args.request_log else sys.stderr)
         server = stack.enter_context(
-            StandinServer((args.host, args.port), args.served_model_name, request_log))
+            StandinServer((args.host, args.port), args.served_model_name, request_log, args.api_key))
         print(f"stand-in model server on {args.host}:{server.server_port} serving "
               f"{', '.join(args.served_model_name)}", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
