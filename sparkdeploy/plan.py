@@ -7,6 +7,7 @@ host changes, and the proxy sees every model of its site. ``deploy.py`` places t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,11 +110,13 @@ def _vllm_files(host_name: str, service: VllmService, data: Mapping[str, Any]) -
 def _proxy_files(host_name: str, data: Mapping[str, Any], models: list[dict[str, Any]],
                  vllm_keys: Mapping[str, str]) -> list[RenderedFile]:
     directory = data["proxy_compose_dir"]
+    config = _yaml(litellm_config(models, data), "LiteLLM proxy")
+    callback = CALLBACK_SOURCE.read_text()
+    digest = hashlib.sha256((config + callback).encode()).hexdigest()[:16]
     return [
-        RenderedFile(f"{directory}/compose.yaml", _yaml(proxy_compose(data), "LiteLLM proxy")),
-        RenderedFile(f"{directory}/config.yaml",
-                     _yaml(litellm_config(models, data), "LiteLLM proxy")),
-        RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", CALLBACK_SOURCE.read_text()),
+        RenderedFile(f"{directory}/compose.yaml", _yaml(proxy_compose(data, digest), "LiteLLM proxy")),
+        RenderedFile(f"{directory}/config.yaml", config),
+        RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", callback),
         RenderedFile(f"{directory}/secrets.env",
                      secrets_env(host_secrets(host_name, data), vllm_keys,
                                  bool(data.get("proxy_use_database", True))), mode="0600", secret=True),

@@ -76,8 +76,13 @@ def litellm_config(models: list[dict[str, Any]], data: Mapping[str, Any]) -> dic
     }
 
 
-def proxy_compose(data: Mapping[str, Any]) -> dict[str, Any]:
-    """LiteLLM and its Postgres as one compose project."""
+def proxy_compose(data: Mapping[str, Any], mounted_digest: str = "") -> dict[str, Any]:
+    """LiteLLM and its Postgres as one compose project.
+
+    ``mounted_digest`` (of config.yaml and the callback) becomes a label: compose does not look
+    inside bind-mounted files, so without it a changed route list would leave the proxy running
+    the old config after ``docker compose up -d``.
+    """
     liveliness = (f"import urllib.request; urllib.request.urlopen("
                   f"'http://127.0.0.1:{_CONTAINER_PORT}/health/liveliness', timeout=5)")
     return {
@@ -105,6 +110,7 @@ def proxy_compose(data: Mapping[str, Any]) -> dict[str, Any]:
                     "start_period": "60s",
                 },
                 "restart": "unless-stopped",
+                "labels": {"io.sparkdeploy.mounted-files": mounted_digest},
             },
             "litellm-db": {
                 "image": data["proxy_db_image"],
