@@ -120,7 +120,7 @@ def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, sparkde
         url = f"http://{sandbox_data['vllm_private_address']}:8000/v1/models"
         status = on_sandbox(f"curl -s -o /dev/null -w '%{{http_code}}' {url}", check=False)
         assert status == "401", "vLLM must refuse a request without its key"
-        assert on_sandbox("stat -c %a /opt/sparkdeploy/vllm/secrets.env") == "600"
+        assert on_sandbox("stat -c %a /opt/sparkdeploy/vllm/secrets.env").strip() == "600"
         result = sparkdeploy("verify", "--limit", HOST_NAME, "--data", keyed)
         assert result.returncode == 0, result.stdout + result.stderr  # vLLM with the key, and the proxy
         assert "FAIL" not in result.stdout
