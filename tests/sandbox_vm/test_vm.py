@@ -1,0 +1,132 @@
+"""What only the VM shows: fresh VM -> full deploy -> the NFS mount and page-cache drop really work
+-> a second deploy changes nothing -> no drift -> after a reboot, mount and services are back and
+still nothing drifted.
+
+The tests run in this order and share one first deploy (see conftest). The VM serves no model
+(``sparkdeploy.sandbox.vm.host_data_overrides``): the container flow covers serving.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import paramiko
+import pytest
+
+from sparkdeploy import nfs
+from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.drift import EXIT_CLEAN, check_drift
+from sparkdeploy.page_cache import DROP_COMMAND
+from sparkdeploy.sandbox import vm_image
+from sparkdeploy.sandbox.local import SandboxError
+from sparkdeploy.sandbox.state import HOST_NAME
+
+_REBOOT_TIMEOUT = 300.0
+
+
+@pytest.fixture(scope="module")
+def mounts(vm_data):
+    return nfs.parse_mounts(vm_data["nfs_mounts"], "VM host data")[0]
+
+
+def _cached_kib(in_vm) -> int:
+    line = next(line for line in in_vm("cat /proc/meminfo").splitlines() if line.startswith("Cached:"))
+    return int(line.split()[1])
+
+
+def _check_drift_clean() -> None:
+    report = check_drift([HOST_NAME])
+    assert report.exit_code == EXIT_CLEAN, (report.changes, report.host_errors, report.errors)
+    assert report.changes == {HOST_NAME: []}
+
+
+def test_the_sandbox_is_a_vm_that_can_do_what_the_container_cannot(vm, vm_data, in_vm):
+    assert in_vm("systemd-detect-virt --vm").strip() in ("qemu", "kvm")
+    for capability in ("host_can_mount_nfs", "host_can_write_sysctl", "host_can_lower_oom_score"):
+        assert vm_data[capability] is True, capability
+    assert in_vm("stat -f -c %T /").strip() == "ext2/ext3"
+    assert in_vm("docker info --format '{{.Driver}}'").strip() == "overlay2"
+
+
+def test_it_started_from_the_saved_system_with_the_clock_set(vm, in_vm):
+    assert vm.resources["boot"] == "restored saved state", vm.resources["boot"]
+    assert abs(float(in_vm("date +%s.%N")) - time.time()) < 10
+
+
+def test_the_flashstore_exports_the_models_directory_to_the_host_itself(in_vm, mounts):
+    exports = in_vm("exportfs -v")
+    assert vm_image.FLASHSTORE_EXPORT in exports and "127.0.0.1(" in exports
+    assert [mount.source for mount in mounts] == [f"127.0.0.1:{vm_image.FLASHSTORE_EXPORT}"]
+
+
+def test_the_full_deploy_succeeds_and_mounts_the_model_store(first_deploy, mounts):
+    assert first_deploy.returncode == 0, first_deploy.failure_summary()
+    changed = first_deploy.changes.get(HOST_NAME, [])
+    for mount in mounts:
+        assert any(f"Mount {mount.path} now" in label for label in changed), changed
+
+
+def test_the_nfs_and_page_cache_host_checks_pass_without_skips(converged):
+    suite = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/host/test_nfs.py", "tests/host/test_page_cache.py",
+         "-q", "-rs", "-p", "no:cacheprovider", f"--inventory-host={HOST_NAME}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
+    assert "skipped" not in suite.stdout.splitlines()[-1], suite.stdout[-2000:]
+
+
+def test_the_export_is_read_through_the_mount(converged, in_vm, mounts):
+    for mount in mounts:
+        assert "flashstore" in in_vm(f"cat {mount.path}/README")
+
+
+def test_the_drop_command_empties_the_page_cache(converged, in_vm):
+    in_vm("dd if=/dev/urandom of=/var/tmp/cache-probe bs=1M count=64 status=none && "
+          "cat /var/tmp/cache-probe > /dev/null")
+    try:
+        before = _cached_kib(in_vm)
+        in_vm(DROP_COMMAND)
+        after = _cached_kib(in_vm)
+    finally:
+        in_vm("rm -f /var/tmp/cache-probe")
+    assert before - after > 48 * 1024, f"Cached: {before} KiB before the drop, {after} KiB after"
+
+
+def test_a_second_deploy_changes_nothing(converged, deploy):
+    second = deploy()
+    assert second.returncode == 0, second.failure_summary()
+    assert second.changes == {}, f"a converged deploy still changed: {second.changes}"
+
+
+def test_the_dry_run_plans_no_change(converged):
+    _check_drift_clean()
+
+
+def test_after_a_reboot_mount_and_services_are_back_and_nothing_drifted(converged, in_vm, mounts):
+    boot_id = _boot_id(in_vm)
+    _reachable(in_vm, "systemctl reboot --no-block")
+    deadline = time.monotonic() + _REBOOT_TIMEOUT
+    while _boot_id(in_vm) in (None, boot_id):
+        assert time.monotonic() < deadline, f"the VM did not come back within {_REBOOT_TIMEOUT:.0f} s"
+        time.sleep(2)
+    assert in_vm("systemctl is-system-running --wait", check=False).strip() == "running", \
+        in_vm("systemctl list-units --failed --plain --no-legend", check=False)
+    for mount in mounts:
+        assert in_vm(f"findmnt -n -t nfs4,nfs -o SOURCE {mount.path}").strip() == mount.source
+    for service in ("docker", "earlyoom", "ssh", "cron", "nfs-server"):
+        assert in_vm(f"systemctl is-active {service}").strip() == "active", service
+    _check_drift_clean()
+
+
+def _boot_id(in_vm) -> str | None:
+    """This boot's id, or None while the VM does not answer (shutting down, booting)."""
+    return _reachable(in_vm, "cat /proc/sys/kernel/random/boot_id")
+
+
+def _reachable(in_vm, command: str) -> str | None:
+    try:
+        return in_vm(command, check=False, timeout=20).strip() or None
+    except (OSError, EOFError, paramiko.SSHException, SandboxError):
+        return None
