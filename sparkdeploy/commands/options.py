@@ -7,6 +7,7 @@ from typing import Any
 
 from pyinfra.api import Inventory
 
+from sparkdeploy.errors import ConfigError
 from sparkdeploy.inventory import hosts_data, load_inventory, parse_data_overrides
 
 
@@ -28,3 +29,10 @@ def load_hosts(args: argparse.Namespace) -> tuple[Inventory, dict[str, dict[str,
     """The inventory named by the options, and every host's data with the overrides applied."""
     inventory = load_inventory(args.inventory, parse_data_overrides(getattr(args, "data", [])))
     return inventory, hosts_data(inventory)
+
+
+def require_host(args: argparse.Namespace, data: dict[str, dict[str, Any]]) -> None:
+    """Refuse a host name the inventory does not have, listing the ones it has."""
+    if args.host not in data:
+        raise ConfigError(args.inventory, None, f"no host named {args.host!r}",
+                          allowed=", ".join(sorted(data)) or "no hosts defined")

@@ -7,8 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sparkdeploy.commands.options import add_inventory_options, load_hosts
-from sparkdeploy.errors import ConfigError
+from sparkdeploy.commands.options import add_inventory_options, load_hosts, require_host
 from sparkdeploy.plan import plan_host, validate_inventory
 
 
@@ -25,9 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _, data = load_hosts(args)
-    if args.host not in data:
-        raise ConfigError(args.inventory, None, f"no host named {args.host!r}",
-                          allowed=", ".join(sorted(data)) or "no hosts defined")
+    require_host(args, data)
     plan = plan_host(args.host, data, validate_inventory(data))
     out = Path(args.out)
     for rendered in (rendered for rendered in plan.files if rendered.present):

@@ -9,8 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sparkdeploy.commands.options import add_inventory_options, load_hosts
-from sparkdeploy.errors import ConfigError
+from sparkdeploy.commands.options import add_inventory_options, load_hosts, require_host
 from sparkdeploy.secrets import forget, host_secrets, write_env_file
 
 
@@ -33,9 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _, data = load_hosts(args)
-    if args.host not in data:
-        raise ConfigError(args.inventory, None, f"no host named {args.host!r}",
-                          allowed=", ".join(sorted(data)))
+    require_host(args, data)
     host_data = data[args.host]
     if args.action == "rotate":
         if forget(args.host, host_data, args.name):
