@@ -207,7 +207,7 @@ def _save_running_system(image: VmImage, private_key: Path, log_file: Path) -> N
                                               "systemctl list-units --failed --plain --no-legend",
                                               check=False)
                 raise SandboxError(f"the VM image booted {state.strip()!r}: {failed.strip()} "
-                                   f"(serial log: {instance.serial_log})")
+                                   f"(its console is in {log_file})")
             booted = time.monotonic() - started
             vm_qemu.guest_run(port, DEPLOY_USER, private_key, "sync")
             saving = time.monotonic()
