@@ -68,9 +68,10 @@ def test_the_full_deploy_succeeds_and_mounts_the_model_store(first_deploy, mount
         assert any(f"Mount {mount.path} now" in label for label in changed), changed
 
 
-def test_the_nfs_and_page_cache_host_checks_pass_without_skips(converged):
+def test_the_nfs_page_cache_and_sshd_host_checks_pass_without_skips(converged):
     suite = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/host/test_nfs.py", "tests/host/test_page_cache.py",
+         "tests/host/test_sshd.py",
          "-q", "-rs", "-p", "no:cacheprovider", f"--inventory-host={HOST_NAME}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
