@@ -25,6 +25,7 @@ from typing import Any
 
 from sparkdeploy.data import PROJECT_ROOT, documented_defaults
 from sparkdeploy.sandbox.engine import docker
+from sparkdeploy.sandbox.image import import_debian
 from sparkdeploy.sandbox.local import SandboxError, require_commands, run
 
 STANDINS_DIR = PROJECT_ROOT / "tests" / "standins"
@@ -180,18 +181,8 @@ def _ensure_base(log_file: Path) -> str:
     tag = f"{_BASE_REPOSITORY}:{_SUITE}-{_digest(_SUITE, *_MIRRORS)}"
     if _image_id(tag):
         return tag
-    require_commands({"mmdebstrap": "mmdebstrap"})
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        bootstrap = subprocess.Popen(
-            ["mmdebstrap", "--variant=minbase", "--format=tar", "--include=ca-certificates",
-             "--customize-hook=rm -rf $1/var/lib/apt/lists/*", _SUITE, "-", *_MIRRORS],
-            stdout=subprocess.PIPE, stderr=log)
-        imported = subprocess.run(["docker", "import", "-", tag], stdin=bootstrap.stdout,
-                                  stdout=log, stderr=log, timeout=_BUILD_TIMEOUT)
-        bootstrap.stdout.close()
-        if bootstrap.wait() != 0 or imported.returncode != 0:
-            raise SandboxError(f"building the stand-in base image failed; see {log_file}")
+    import_debian(tag, ("ca-certificates",), _MIRRORS, log_file, suite=_SUITE,
+                  extra_args=("--customize-hook=rm -rf $1/var/lib/apt/lists/*",))
     return tag
 
 
