@@ -44,6 +44,8 @@ STATUS_FILE = "status.json"
 LOG_FILE = "fetch.log"
 LOCK_FILE = "fetch.lock"
 EXIT_NO_SPACE = 3
+EXIT_TOO_LARGE = 4
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 EXIT_TIMEOUT = 124
 _POLL_SECONDS = 2.0
 _LOG_EVERY_SECONDS = 30.0
@@ -58,6 +60,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--timeout", required=True, type=int)
     parser.add_argument("--run-id", required=True)
+    parser.add_argument("--max-weight-bytes", type=int, default=None,
+                        help="refuse, before downloading, weights larger than this")
+    parser.add_argument("--limit-reason", default="",
+                        help="where --max-weight-bytes comes from, for the message")
     return parser.parse_args(argv)
 
 
@@ -228,6 +234,15 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the hub's errors are many; the operator needs the message
         return fail(status, f"cannot read {args.repo} from the hub: {describe(exc)}")
 
+    weights = sum(file_size(entry) for path, entry in files.items() if path.endswith(WEIGHT_SUFFIXES))
+    if args.max_weight_bytes is not None and weights > args.max_weight_bytes:
+        message = (f"the weights of {args.repo} are {weights / 2**30:.1f} GiB, more than vLLM's "
+                   f"{args.max_weight_bytes / 2**30:.1f} GiB share of this host's memory "
+                   f"({args.limit_reason or '--max-weight-bytes'}): the model cannot load here, so "
+                   "nothing is downloaded")
+        status.write(commit=commit, state="too_large", message=message)
+        log(message)
+        return EXIT_TOO_LARGE
     total = sum(file_size(entry) for entry in files.values())
     present = bytes_present(folder, files)
     needed, free = total - present, free_bytes(args.cache_dir)

@@ -68,8 +68,21 @@ vllm_model_profiles = {
     },
 }
 
-# --- Upstream image build (eugr/spark-vllm-docker) ----------------------------------------
-# Checkout of the upstream repository (recipes' mods are read from it); None = <home>/spark-vllm-docker.
+# --- Recipe trust (a recipe is third-party input; the vLLM container runs as root) ---------
+# Host paths (besides the service home and the model store) a recipe's extra_docker_args may mount.
+recipe_allowed_mounts = []
+# Let recipes use --privileged, --cap-add, --device and --security-opt (power over the host).
+recipe_allow_privileges = False
+
+# --- vLLM image (eugr/spark-vllm-docker's build-and-copy.sh, or a registry) ----------------
+# Image digests to run, per image tag (the recipe's container), e.g. {"vllm-node": "sha256:…"}:
+# pulled by digest and tagged. Unpinned images are made once and the digest they got recorded.
+vllm_image_pins = {}
+# What upstream's build-and-copy.sh pulls and tags for recipes without local-build flags, at
+# upstream_commit: "default" (no flags) and "b12x" (--exp-b12x).
+upstream_prebuilt_images = {"default": "eugr/spark-vllm:latest", "b12x": "eugr/spark-vllm-b12x:latest"}
+# Checkout of the upstream repository (mods are mounted from it); root's, since root runs its
+# build script; None = /opt/sparkdeploy/spark-vllm-docker.
 upstream_checkout_dir = None
 # Repository the checkout is cloned from.
 upstream_repo_url = "https://github.com/eugr/spark-vllm-docker.git"
@@ -77,9 +90,9 @@ upstream_repo_url = "https://github.com/eugr/spark-vllm-docker.git"
 upstream_commit = "358bf26e3d7d315450a6159ccdc0b38cbbd6b855"
 # Parallel compile jobs for build-and-copy.sh -j (lower it if the build runs out of memory).
 upstream_build_jobs = 16
-# Seconds a build may take before it is stopped (a Spark needs 25-45 minutes).
+# Seconds an image build or pull may take before it is stopped (an mxfp4 build: 25-45 minutes).
 upstream_build_timeout = 5400
-# Directory on the host for the build's log (the deploy shows its progress and points here).
+# Directory on the host for image build and pull logs (the deploy shows progress and points here).
 upstream_build_log_dir = "/var/log/sparkdeploy"
 # Host packages the checkout, the build and the service checks use (DGX OS ships them).
 upstream_build_packages = ["git", "curl"]

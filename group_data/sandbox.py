@@ -17,9 +17,16 @@ toolkit_repo_url = "http://sparkdeploy-standins:47380/stable/deb/$(ARCH)"
 toolkit_repo_key_file = ".sparkdeploy/standins/toolkit-repo/nvidia-container-toolkit-keyring.gpg"
 
 # The stand-in upstream (tests/standins/upstream, made into a git repository and copied into the
-# sandbox by sparkdeploy.standins): its build script builds a small image recording its build.
+# sandbox by sparkdeploy.standins): its build script pulls the prebuilt stand-ins or builds a
+# small image recording its build, as upstream's does.
 upstream_repo_url = "/srv/sparkdeploy-standins/spark-vllm-docker.git"
-upstream_commit = "39df662a79c7f09e9ced768a18b46eacd11b9713"
+upstream_commit = "de432871c6c3da0bc43f5c00d674625c03d6703e"
+# Upstream's prebuilt images, served by the stand-in registry (sparkdeploy.sandbox.registry_standin)
+# under the names the stand-in build-and-copy.sh pulls.
+upstream_prebuilt_images = {
+    "default": "sparkdeploy-standins:47382/eugr/spark-vllm:latest",
+    "b12x": "sparkdeploy-standins:47382/eugr/spark-vllm-b12x:latest",
+}
 upstream_build_jobs = 2
 upstream_build_timeout = 600
 # The stand-ins build and start in seconds: wait less, report more often.

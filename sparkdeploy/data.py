@@ -60,8 +60,9 @@ def service_home(data: Mapping[str, Any]) -> str:
 
 
 def upstream_checkout_dir(data: Mapping[str, Any]) -> str:
-    """Where the eugr/spark-vllm-docker checkout lives (mods are read from it)."""
-    return data.get("upstream_checkout_dir") or f"{service_home(data)}/spark-vllm-docker"
+    """Where the eugr/spark-vllm-docker checkout lives (mods are read from it): root's, outside
+    the service user's home, because root runs its build script."""
+    return data.get("upstream_checkout_dir") or "/opt/sparkdeploy/spark-vllm-docker"
 
 
 def project_path(path: str) -> Path:

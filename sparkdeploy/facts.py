@@ -41,6 +41,8 @@ class HubSnapshot(FactBase):
             'if [ -r "$d/trees/$c.json" ]; then printf "tree "; tr -d "\\n" < "$d/trees/$c.json"; echo;'
             ' elif [ -r "$d/snapshots/$c/model.safetensors.index.json" ]; then printf "index ";'
             ' tr -d "\\n" < "$d/snapshots/$c/model.safetensors.index.json"; echo; fi',
+            'if [ -r "$d/snapshots/$c/config.json" ]; then printf "config ";'
+            ' tr -d "\\n" < "$d/snapshots/$c/config.json"; echo; fi',
             'if [ -d "$d/snapshots/$c" ]; then'
             f' timeout {self._LISTING_TIMEOUT} find -L "$d/snapshots/$c" -mindepth 1'
             " \\( -type f -readable -printf 'file %s %P\\n' \\)"

@@ -93,10 +93,26 @@ def _yaml(document: Any, what: str) -> str:
         document, sort_keys=False, default_flow_style=False, width=1000)
 
 
+def _compose_yaml(document: Any, what: str) -> str:
+    """A compose file: compose interpolates ``$VAR`` everywhere, so every literal ``$`` (a recipe's
+    command or environment) is written ``$$`` and reaches the container unchanged."""
+    return _yaml(_escape_dollars(document), what)
+
+
+def _escape_dollars(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: _escape_dollars(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escape_dollars(item) for item in value]
+    return value
+
+
 def _vllm_files(host_name: str, service: VllmService, data: Mapping[str, Any]) -> list[RenderedFile]:
     directory = data["vllm_compose_dir"]
     files = [RenderedFile(f"{directory}/compose.yaml",
-                          _yaml(service.compose, f"vLLM, recipe {service.recipe.name!r}"))]
+                          _compose_yaml(service.compose, f"vLLM, recipe {service.recipe.name!r}"))]
     if data.get("vllm_api_key_enabled"):
         key = host_secrets(host_name, data, VLLM_SECRETS)["vllm_api_key"]
         files.append(RenderedFile(f"{directory}/secrets.env", f"VLLM_API_KEY={key}\n",
@@ -114,7 +130,8 @@ def _proxy_files(host_name: str, data: Mapping[str, Any], models: list[dict[str,
     callback = CALLBACK_SOURCE.read_text()
     digest = hashlib.sha256((config + callback).encode()).hexdigest()[:16]
     return [
-        RenderedFile(f"{directory}/compose.yaml", _yaml(proxy_compose(data, digest), "LiteLLM proxy")),
+        RenderedFile(f"{directory}/compose.yaml",
+                     _compose_yaml(proxy_compose(data, digest), "LiteLLM proxy")),
         RenderedFile(f"{directory}/config.yaml", config),
         RenderedFile(f"{directory}/{CALLBACK_MODULE}.py", callback),
         RenderedFile(f"{directory}/secrets.env",

@@ -13,25 +13,35 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from sparkdeploy.image_build import BUILD_LABEL, METADATA_PATH, ImageRecord, parse_image_record
+from sparkdeploy.image_plan import (
+    DIGEST_LABEL,
+    IMAGE_LABEL,
+    LEGACY_BUILD_LABEL,
+    ImageRecord,
+    parse_image_record,
+)
+
+# Where upstream's build-and-copy.sh puts what it built from, inside the image.
+METADATA_PATH = "/workspace/build-metadata.yaml"
 
 
-class ImageBuildRecord(FactBase):
-    """What an image records about its build: sparkdeploy's label, else upstream's metadata file.
-
-    The metadata file is read by running the image with ``cat`` (no network, removed after), and
-    only for an image without the label, i.e. one built outside sparkdeploy.
-    """
+class ImageMade(FactBase):
+    """How a local image was made, as recorded on it: sparkdeploy's label, else upstream's
+    ``build-metadata.yaml`` (read by running the image with ``cat``: no network, removed after,
+    and only for an unlabelled image, i.e. one made outside sparkdeploy). Also its image ID."""
 
     def command(self, image: str) -> str:
         image_q = shlex.quote(image)
-        label_format = shlex.quote(f'{{{{index .Config.Labels "{BUILD_LABEL}"}}}}')
+        lines = ["id {{.Id}}"] + [f"{kind} {{{{index .Config.Labels {json.dumps(label)}}}}}"
+                                  for kind, label in (("label", IMAGE_LABEL), ("digest", DIGEST_LABEL),
+                                                      ("legacy", LEGACY_BUILD_LABEL))]
+        template = shlex.quote("\n".join(lines))
         return (
             "command -v docker >/dev/null 2>&1 || { echo missing; exit 0; }; "
             f"if ! docker image inspect {image_q} >/dev/null 2>&1; then echo missing; exit 0; fi; "
-            f"label=$(docker image inspect --format {label_format} {image_q}); "
-            'case "$label" in "{"*) echo "label $label"; exit 0 ;; esac; '
-            f"echo present; docker run --rm --network none --entrypoint cat {image_q} "
+            f"out=$(docker image inspect --format {template} {image_q}); printf '%s\\n' \"$out\"; "
+            'case "$out" in *"label {"*|*"legacy {"*) exit 0 ;; esac; '
+            f"docker run --rm --network none --entrypoint cat {image_q} "
             f"{METADATA_PATH} 2>/dev/null | sed 's/^/metadata /' || true"
         )
 
@@ -59,17 +69,24 @@ class ImagePresent(FactBase):
 
 
 class GitCheckout(FactBase):
-    """A checkout's HEAD commit and origin URL, or None when the directory is not a checkout."""
+    """A directory's owner and, when it is a git checkout, its HEAD commit and origin URL
+    (None when the directory does not exist). git runs without hooks."""
 
     def command(self, path: str) -> str:
-        git = f"git -c safe.directory='*' -C {shlex.quote(path)}"
-        return (f"command -v git >/dev/null 2>&1 && {git} rev-parse --is-inside-work-tree "
-                f">/dev/null 2>&1 && {git} rev-parse HEAD && {git} remote get-url origin || true")
+        directory = shlex.quote(path)
+        git = f"git -c core.hooksPath=/dev/null -C {directory}"
+        return (f"[ -e {directory} ] || exit 0; echo \"owner $(stat -c %U {directory})\"; "
+                f"command -v git >/dev/null 2>&1 && {git} rev-parse --is-inside-work-tree "
+                f">/dev/null 2>&1 && echo \"commit $({git} rev-parse HEAD)\" && "
+                f"echo \"origin $({git} remote get-url origin)\"; true")
 
-    def process(self, output: list[str]) -> dict[str, str] | None:
-        if len(output) < 2:
-            return None
-        return {"commit": output[0].strip(), "origin": output[1].strip()}
+    def process(self, output: list[str]) -> dict[str, str | None] | None:
+        values: dict[str, str | None] = {"owner": None, "commit": None, "origin": None}
+        for line in output:
+            kind, _, value = line.strip().partition(" ")
+            if kind in values:
+                values[kind] = value or None
+        return values if values["owner"] else None
 
     @staticmethod
     def default() -> None:
@@ -77,11 +94,12 @@ class GitCheckout(FactBase):
 
 
 class ContainerStates(FactBase):
-    """State and health of named containers: name -> {"status", "health"}; absent names are missing."""
+    """State, image ID and health of named containers: name -> {"status", "image", "health"};
+    absent names are missing."""
 
     def command(self, names: list[str]) -> str:
         quoted = " ".join(shlex.quote(name) for name in names)
-        template = shlex.quote("{{json .Name}} {{json .State.Status}} "
+        template = shlex.quote("{{json .Name}} {{json .State.Status}} {{json .Image}} "
                                "{{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}}")
         return (f"command -v docker >/dev/null 2>&1 || exit 0; "
                 f"for name in {quoted}; do docker container inspect --format {template} \"$name\" "
@@ -91,10 +109,10 @@ class ContainerStates(FactBase):
         states = {}
         for line in output:
             try:
-                name, status, health = (json.loads(part) for part in line.split(" ", 2))
+                name, status, image, health = (json.loads(part) for part in line.split(" ", 3))
             except ValueError:
                 continue
-            states[name.lstrip("/")] = {"status": status, "health": health}
+            states[name.lstrip("/")] = {"status": status, "image": image, "health": health}
         return states
 
     @staticmethod

@@ -3,27 +3,33 @@
 The sandbox reaches no registry, so the images the deploy runs are built on this machine's Docker
 engine and loaded into the sandbox's inner engine under the exact names the compose files use:
 LiteLLM from PyPI's ``litellm[proxy]``, Postgres from Debian's package, and the runtime the
-stand-in upstream's ``Dockerfile.mxfp4`` builds on (the stand-in model server installed as
-``vllm``). The upstream repository is a local git repository made from ``tests/standins/upstream``
-with fixed author and dates, so its commit ids are stable and ``group_data/sandbox.py`` can pin
-one. Every image carries a hash of its inputs: nothing is rebuilt or reloaded unless an input
-changed.
+stand-in upstream's Dockerfiles build on (the stand-in model server installed as ``vllm``).
+Upstream's prebuilt runner images (``eugr/spark-vllm:latest``, its B12X sibling, and a later
+"nightly" for tests that move a pin) are built on that runtime and pushed to the stand-in
+registry, where the stand-in upstream's ``build-and-copy.sh`` pulls them as the real one pulls
+from Docker Hub. The upstream repository is a local git repository made from
+``tests/standins/upstream`` with fixed author and dates, so its commit ids are stable and
+``group_data/sandbox.py`` can pin one. Every image carries a hash of its inputs: nothing is
+rebuilt, reloaded or pushed again unless an input changed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import runpy
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparkdeploy.data import PROJECT_ROOT, documented_defaults
+from sparkdeploy.sandbox import registry_standin
 from sparkdeploy.sandbox.engine import docker
 from sparkdeploy.sandbox.image import import_debian
 from sparkdeploy.sandbox.local import SandboxError, require_commands, run
@@ -36,6 +42,13 @@ UPSTREAM_REPO = WORK_DIR / "spark-vllm-docker.git"
 # Where the sandbox keeps the stand-in upstream repository (group_data/sandbox.py points here).
 SANDBOX_REPO_DIR = "/srv/sparkdeploy-standins/spark-vllm-docker.git"
 RUNTIME_IMAGE = "sparkdeploy-standins/vllm-runtime:current"
+# Upstream's prebuilt runner images: local tag -> where the stand-in registry serves it.
+PREBUILT_IMAGES = {
+    "sparkdeploy-standins/spark-vllm:nightly-1": "eugr/spark-vllm:latest",
+    "sparkdeploy-standins/spark-vllm:nightly-2": "eugr/spark-vllm:nightly-2",
+    "sparkdeploy-standins/spark-vllm-b12x:nightly-1": "eugr/spark-vllm-b12x:latest",
+}
+REGISTRY_DIGESTS = WORK_DIR / "registry" / "digests.json"
 LITELLM_VERSION = "1.106.2"
 HASH_LABEL = "io.sparkdeploy.standin-inputs"
 
@@ -89,26 +102,71 @@ def sandbox_data() -> dict[str, Any]:
 
 
 def standin_images(data: Mapping[str, Any] | None = None) -> list[StandinImage]:
-    """The images the sandbox needs, under the names its data (and so its compose files) use."""
+    """The images the sandbox needs, under the names its data (and so its compose files) use;
+    the runtime first: the prebuilt images are built on it."""
     data = data or sandbox_data()
+    prebuilt = [StandinImage(tag, "images/vllm-prebuilt/Dockerfile",
+                             {"RUNTIME": RUNTIME_IMAGE, "FLAVOR": "b12x" if "b12x" in tag else "default",
+                              "REVISION": tag.rsplit("-", 1)[1]})
+                for tag in PREBUILT_IMAGES]
     return [
         StandinImage(RUNTIME_IMAGE, "images/vllm-runtime/Dockerfile", {}),
         StandinImage(data["proxy_image"], "images/litellm/Dockerfile",
                      {"LITELLM_VERSION": LITELLM_VERSION}),
         StandinImage(data["proxy_db_image"], "images/postgres/Dockerfile", {}),
+        *prebuilt,
     ]
 
 
-def ensure_images(log_file: Path = LOG_FILE) -> list[str]:
+Progress = Callable[[str], None]
+
+
+def ensure_images(log_file: Path = LOG_FILE, progress: Progress = lambda _line: None) -> list[str]:
     """Build every stand-in image whose inputs changed; return their tags."""
-    base = _ensure_base(log_file)
+    base = _ensure_base(log_file, progress)
     tags = []
+    runtime_hash = ""
     for image in standin_images():
-        wanted = image.inputs_hash(base)
+        # an image built on the runtime changes with it
+        wanted = image.inputs_hash(base + runtime_hash if image.tag in PREBUILT_IMAGES else base)
         if _label(image.tag) != wanted:
+            started = time.monotonic()
+            progress(f"building stand-in image {image.tag} (log: {log_file})")
             _build(image, base, wanted, log_file)
+            progress(f"built {image.tag} in {time.monotonic() - started:.0f} s")
+        if image.tag == RUNTIME_IMAGE:
+            runtime_hash = wanted
         tags.append(image.tag)
     return tags
+
+
+def publish_prebuilt(address: str, progress: Progress = lambda _line: None) -> dict[str, str]:
+    """Push the prebuilt stand-ins to the registry listening on ``address`` (when their image
+    changed or the registry lacks them); return registry path -> digest, also kept for tests."""
+    recorded = registry_digests()
+    host = registry_standin.certs_dir_name()
+    for tag, path in PREBUILT_IMAGES.items():
+        image_id = _image_id(tag)
+        entry = recorded.get(path) or {}
+        if entry.get("image_id") == image_id and registry_standin.has_tag(path, entry.get("digest")):
+            continue
+        progress(f"pushing {tag} to the stand-in registry as {host}/{path}")
+        with tempfile.TemporaryDirectory(prefix="standin-push-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            docker("save", "-o", str(archive), tag, timeout=_BUILD_TIMEOUT)
+            digest = registry_standin.push(archive, f"{host}/{path}", address)
+        recorded[path] = {"image_id": image_id, "digest": digest}
+    REGISTRY_DIGESTS.parent.mkdir(parents=True, exist_ok=True)
+    REGISTRY_DIGESTS.write_text(json.dumps(recorded, indent=1, sort_keys=True))
+    return {path: entry["digest"] for path, entry in recorded.items()}
+
+
+def registry_digests() -> dict[str, dict[str, str]]:
+    """What :func:`publish_prebuilt` last pushed: registry path -> image id and digest."""
+    try:
+        return json.loads(REGISTRY_DIGESTS.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def ensure_upstream_repo(dest: Path = UPSTREAM_REPO) -> list[str]:
@@ -134,14 +192,22 @@ def ensure_upstream_repo(dest: Path = UPSTREAM_REPO) -> list[str]:
     return commits
 
 
-def install_into_sandbox(container: str, log_file: Path = LOG_FILE) -> None:
+def install_into_sandbox(container: str, registry_address: str | None,
+                         log_file: Path = LOG_FILE, progress: Progress = lambda _line: None) -> None:
     """Give a running sandbox container the stand-in images and upstream repository.
 
-    Images are loaded into its inner engine only when missing there or different; the repository
-    is copied to ``SANDBOX_REPO_DIR``, readable by every account.
+    Images are loaded into its inner engine only when missing there or different; the prebuilt
+    ones go to the stand-in registry instead (the sandbox pulls them); the repository is copied
+    to ``SANDBOX_REPO_DIR``, readable by every account.
     """
-    tags = ensure_images(log_file)
-    _load_images(container, tags)
+    tags = ensure_images(log_file, progress)
+    if registry_address:
+        publish_prebuilt(registry_address, progress)
+    if docker("exec", container, "sh", "-c", "command -v docker", check=False).returncode == 0:
+        _load_images(container, [tag for tag in tags if tag not in PREBUILT_IMAGES], progress)
+    else:
+        progress(f"{container} has no Docker engine yet: its images are loaded by "
+                 "`sparkdeploy standins install` once a deploy has installed one")
     ensure_upstream_repo(UPSTREAM_REPO)
     parent = str(Path(SANDBOX_REPO_DIR).parent)
     docker("exec", container, "sh", "-c", f"rm -rf {SANDBOX_REPO_DIR} && mkdir -p {parent}")
@@ -150,11 +216,12 @@ def install_into_sandbox(container: str, log_file: Path = LOG_FILE) -> None:
            f"chown -R root:root {SANDBOX_REPO_DIR} && chmod -R a+rX {SANDBOX_REPO_DIR}")
 
 
-def _load_images(container: str, tags: list[str]) -> None:
+def _load_images(container: str, tags: list[str], progress: Progress) -> None:
     """``docker save`` here piped into ``docker load`` inside the sandbox, for changed images."""
     missing = [tag for tag in tags if _image_id(tag) != _image_id(tag, container)]
     if not missing:
         return
+    progress(f"loading {', '.join(missing)} into {container}")
     save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
     load = subprocess.run(["docker", "exec", "-i", container, "docker", "load", "-q"],
                           stdin=save.stdout, capture_output=True, timeout=_BUILD_TIMEOUT)
@@ -176,11 +243,12 @@ def _label(tag: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _ensure_base(log_file: Path) -> str:
+def _ensure_base(log_file: Path, progress: Progress) -> str:
     """A minimal Debian image made with mmdebstrap (no registry to pull one from)."""
     tag = f"{_BASE_REPOSITORY}:{_SUITE}-{_digest(_SUITE, *_MIRRORS)}"
     if _image_id(tag):
         return tag
+    progress(f"building the stand-ins' Debian base image {tag} (log: {log_file})")
     import_debian(tag, ("ca-certificates",), _MIRRORS, log_file, suite=_SUITE,
                   extra_args=("--customize-hook=rm -rf $1/var/lib/apt/lists/*",))
     return tag

@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkdeploy.data import service_home, upstream_checkout_dir
+from sparkdeploy.docker_args import apply_docker_args, recipe_policy
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.image_plan import ImagePlan, image_plan
+from sparkdeploy.memory import (
+    GIB,
+    GPU_MEM_GB_MOD,
+    fit_warning,
+    gpu_share_gib,
+    kv_dtype_bytes,
+    shape_from_config,
+    shape_from_profile,
+)
+from sparkdeploy.model_repos import ModelRepo, command_repos, flag_value
 from sparkdeploy.recipes import (
     Recipe,
     command_argv,
@@ -23,11 +35,9 @@ from sparkdeploy.recipes import (
     placeholder_values,
     render_command,
 )
-from sparkdeploy.weights import revision_args
+from sparkdeploy.weights import SnapshotListing, WeightLimit, listing_weight_bytes, revision_args
 
 MXFP4_GPU_MEMORY_LIMIT = 0.90
-# Memory vLLM needs beyond weights and KV cache (activations, CUDA graphs, allocator slack).
-_RUNTIME_OVERHEAD_GIB = 6
 _MOD_SENTINEL = "/workspace/.sparkdeploy-mods-applied"
 _MODS_SOURCE_DIR = "/opt/sparkdeploy-mods"
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -46,6 +56,11 @@ class VllmService:
     port: int
     bind_address: str
     compose: dict[str, Any]
+    # every Hugging Face repository vLLM loads (the recipe's model first)
+    repos: tuple[ModelRepo, ...]
+    image: ImagePlan
+    # vLLM's memory share: the model's weights alone must fit in it
+    weight_limit: WeightLimit | None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -82,14 +97,36 @@ def build_vllm_service(host_name: str, data: Mapping[str, Any]) -> VllmService |
     values = {**placeholder_values(recipe, overrides, solo=True, source=source), "host": bind}
     command = render_command(recipe, values, solo=True)
     argv = _with_flag(command_argv(command, recipe.source), "--host", bind)
+    repos = weights_repos(recipe, argv, data)
     argv += revision_args(argv, data)
     _check_gpu_memory(recipe, values, data, source)
 
     served_name = _served_name(argv, recipe)
     port = _port(argv, values, recipe)
-    warnings = _memory_warnings(recipe, values, argv, data, host_name)
+    warnings = [*recipe.warnings, *_memory_warnings(recipe, values, argv, data, host_name)]
+    image = image_plan(host_name, recipe.container, recipe.build_args, recipe.source, data)
     compose = _compose(recipe, argv, local_url(bind, port), data)
-    return VllmService(host_name, recipe, values, command, argv, served_name, port, bind, compose, warnings)
+    return VllmService(host_name, recipe, values, command, argv, served_name, port, bind, compose,
+                       repos, image, _weight_limit(_share(recipe, values, data), data), warnings)
+
+
+def weights_repos(recipe: Recipe, argv: list[str], data: Mapping[str, Any]) -> tuple[ModelRepo, ...]:
+    """Every repository vLLM loads, the recipe's ``model`` first at ``model_revision``.
+
+    With ``HF_HUB_OFFLINE=1`` a repository the deploy did not fetch is a failed start, so one the
+    recipe does not name in ``model`` (a draft model, a tokenizer) is fetched too, at the revision
+    the command pins for it (``"revision"`` in ``--speculative-config``, ``--tokenizer-revision``),
+    else its default branch, which is what vLLM then loads.
+    """
+    found = command_repos(argv, recipe.source)
+    if not recipe.model:
+        named = found[0].repo_id if found else "ORG/NAME"
+        raise ConfigError(recipe.source, "model", "the recipe names no model, so the deploy cannot "
+                          "tell which weights to bring before vLLM starts (offline)",
+                          allowed=f"model: {named}")
+    repos = [ModelRepo(recipe.model, "model", data.get("model_revision"))]
+    repos += [repo for repo in found if repo.repo_id != recipe.model]
+    return tuple(repos)
 
 
 def _check_gpu_memory(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any],
@@ -97,7 +134,7 @@ def _check_gpu_memory(recipe: Recipe, values: Mapping[str, Any], data: Mapping[s
     utilization = values.get("gpu_memory_utilization")
     if not isinstance(utilization, (int, float)) or isinstance(utilization, bool):
         return
-    if any(mod.rstrip("/").endswith("gpu-mem-util-gb") for mod in recipe.mods):
+    if any(mod.rstrip("/").endswith(GPU_MEM_GB_MOD) for mod in recipe.mods):
         return  # with this mod upstream reads the value as GiB, not a fraction
     if not 0 < utilization <= 1:
         raise ConfigError(source, "vllm_params.gpu_memory_utilization",
@@ -124,23 +161,14 @@ def _with_flag(argv: list[str], flag: str, value: str) -> list[str]:
     return [*argv, flag, value]
 
 
-def _flag_value(argv: list[str], flag: str) -> str | None:
-    for index, arg in enumerate(argv):
-        if arg == flag and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _served_name(argv: list[str], recipe: Recipe) -> str:
     """The model id clients see: --served-model-name, else the model vLLM was told to serve."""
-    served = _flag_value(argv, "--served-model-name")
+    served = flag_value(argv, "--served-model-name")
     if served:
         return served
     if argv[:2] == ["vllm", "serve"] and len(argv) > 2 and not argv[2].startswith("-"):
         return argv[2]
-    model = _flag_value(argv, "--model") or recipe.model
+    model = flag_value(argv, "--model") or recipe.model
     if not model:
         raise ConfigError(recipe.source, "command",
                           "cannot tell which model the command serves",
@@ -149,36 +177,56 @@ def _served_name(argv: list[str], recipe: Recipe) -> str:
 
 
 def _port(argv: list[str], values: Mapping[str, Any], recipe: Recipe) -> int:
-    port = _flag_value(argv, "--port") or values.get("port") or 8000
+    port = flag_value(argv, "--port") or values.get("port") or 8000
     try:
         return int(port)
     except ValueError as exc:
         raise ConfigError(recipe.source, "command", f"--port {port!r} is not a number") from exc
 
 
+def _share(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[float, str] | None:
+    """vLLM's memory share on this host in GiB, and where it comes from."""
+    utilization = values.get("gpu_memory_utilization")
+    share = gpu_share_gib(utilization, data.get("spark_memory_gib", 128), recipe.mods)
+    return None if share is None else (share, f"gpu_memory_utilization {utilization}")
+
+
+def _weight_limit(share: tuple[float, str] | None, data: Mapping[str, Any]) -> WeightLimit | None:
+    if share is None:
+        return None
+    return WeightLimit(int(share[0] * GIB), f"{share[1]} of {data.get('spark_memory_gib', 128)} GiB")
+
+
 def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
                      data: Mapping[str, Any], host_name: str) -> list[str]:
-    """Warn when weights plus one full-length sequence's KV cache exceed vLLM's memory share."""
+    """Warn when weights plus one full-length sequence's KV cache exceed vLLM's memory share
+    (for models in ``vllm_model_profiles``; others are estimated once their config is on the host)."""
     profile = (data.get("vllm_model_profiles") or {}).get(recipe.model or "")
-    utilization = values.get("gpu_memory_utilization")
-    if not profile or not isinstance(utilization, (int, float)) or utilization > 1:
+    share = _share(recipe, values, data)
+    if not profile or share is None:
         return []
     max_len = values.get("max_model_len")
     if not isinstance(max_len, int) or isinstance(max_len, bool):
         max_len = profile.get("max_context", 0)
-    kv_bytes = 1 if (_flag_value(argv, "--kv-cache-dtype") or "").startswith("fp8") else 2
-    per_token = 2 * profile["layers"] * profile["kv_heads"] * profile["head_dim"] * kv_bytes
-    kv_gib = per_token * max_len / 2**30
-    needed = profile["weights_gib"] + kv_gib + _RUNTIME_OVERHEAD_GIB
-    budget = utilization * data.get("spark_memory_gib", 128)
-    if needed <= budget:
-        return []
-    return [
-        f"host {host_name!r}: max_model_len {max_len} is unlikely to fit: about {needed:.0f} GiB "
-        f"needed ({profile['weights_gib']} weights + {kv_gib:.1f} KV cache + "
-        f"{_RUNTIME_OVERHEAD_GIB} runtime) but gpu_memory_utilization {utilization} gives vLLM "
-        f"{budget:.0f} GiB; lower max_model_len or raise gpu_memory_utilization"
-    ]
+    warning = fit_warning(f"host {host_name!r}", profile["weights_gib"], shape_from_profile(profile),
+                          max_len, kv_dtype_bytes(flag_value(argv, "--kv-cache-dtype")), *share)
+    return [warning] if warning else []
+
+
+def config_fit_warning(host_name: str, service: VllmService, data: Mapping[str, Any],
+                       listing: SnapshotListing) -> str | None:
+    """The fit warning for a model without a profile entry, from its config.json on the host."""
+    recipe = service.recipe
+    if recipe.model in (data.get("vllm_model_profiles") or {}) or listing.config is None:
+        return None
+    shape = shape_from_config(listing.config)
+    share = _share(recipe, service.values, data)
+    max_len = service.values.get("max_model_len")
+    if shape is None or share is None or not isinstance(max_len, int) or isinstance(max_len, bool):
+        return None
+    weights_gib = listing_weight_bytes(listing) / GIB
+    return fit_warning(f"host {host_name!r}", weights_gib, shape, max_len,
+                       kv_dtype_bytes(flag_value(service.argv, "--kv-cache-dtype")), *share)
 
 
 def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,7 +268,7 @@ def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str,
         service["privileged"] = True
     if data.get("vllm_api_key_enabled"):
         service["env_file"] = ["secrets.env"]  # VLLM_API_KEY, mode 0600, never in this file
-    _apply_docker_args(service, volumes, recipe)
+    apply_docker_args(service, volumes, recipe, recipe_policy(data))
     environment.update(recipe.env)
     service["volumes"] = [_volume(source, target) for target, source in volumes.items()]
     if recipe.mods:
@@ -247,96 +295,14 @@ def _mods_script(recipe: Recipe, argv: list[str]) -> str:
     """Apply mods once per container (they patch the container layer and are not idempotent)."""
     steps = [f"if [ ! -e {_MOD_SENTINEL} ]; then"]
     for mod in recipe.mods:
-        name = _mod_name(mod)
+        source = shlex.quote(f"{_MODS_SOURCE_DIR}/{_mod_name(mod)}")
+        target = shlex.quote(f"/workspace/mods/{_mod_name(mod)}")
         steps.append(
-            f"  mkdir -p /workspace/mods && cp -r {_MODS_SOURCE_DIR}/{name} /workspace/mods/{name}"
-            f" && (cd /workspace/mods/{name} && WORKSPACE_DIR=/workspace/vllm bash ./run.sh)"
+            f"  mkdir -p /workspace/mods && cp -r {source} {target}"
+            f" && (cd {target} && WORKSPACE_DIR=/workspace/vllm bash ./run.sh)"
             " || exit 1"
         )
     steps.append(f"  touch {_MOD_SENTINEL}")
     steps.append("fi")
     steps.append("exec " + shlex.join(argv))
     return "\n".join(steps)
-
-
-_SUPPORTED_DOCKER_ARGS = (
-    "-v/--volume", "-e/--env", "--ulimit", "--shm-size", "--cap-add", "--device",
-    "--security-opt", "--memory", "--memory-swap", "--pids-limit", "--privileged",
-)
-
-
-def _apply_docker_args(service: dict[str, Any], volumes: dict[str, str], recipe: Recipe) -> None:
-    """Map the recipe's extra_docker_args onto compose keys; a mount for a container path that
-    the standard set also mounts replaces it (compose rejects duplicate targets)."""
-    args = list(recipe.extra_docker_args)
-    while args:
-        flag = args.pop(0)
-        name, inline, value = flag.partition("=") if flag.startswith("--") else (flag, "", "")
-        if name == "--privileged":
-            service["privileged"] = True
-            continue
-        if name not in _FLAG_KEYS:
-            raise ConfigError(recipe.source, "extra_docker_args",
-                              f"unsupported docker flag {name!r}",
-                              allowed=", ".join(_SUPPORTED_DOCKER_ARGS))
-        if not inline:
-            if not args:
-                raise ConfigError(recipe.source, "extra_docker_args", f"{name} needs a value")
-            value = args.pop(0)
-        _FLAG_KEYS[name](service, volumes, value, recipe)
-
-
-def _add_volume(service: dict, volumes: dict[str, str], value: str, recipe: Recipe) -> None:
-    parts = value.split(":")
-    if len(parts) not in (2, 3) or not all(parts[:2]):
-        raise ConfigError(recipe.source, "extra_docker_args",
-                          f"volume {value!r} is not SOURCE:TARGET[:MODE]")
-    source = parts[0] + (f":{parts[2]}" if len(parts) == 3 else "")
-    volumes[parts[1]] = source
-
-
-def _add_env(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
-    key, sep, env_value = value.partition("=")
-    if not sep:
-        raise ConfigError(recipe.source, "extra_docker_args", f"environment {value!r} is not KEY=VALUE")
-    service["environment"][key] = env_value
-
-
-def _add_ulimit(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
-    name, _, limits = value.partition("=")
-    soft, _, hard = limits.partition(":")
-    try:
-        service["ulimits"][name] = {"soft": int(soft), "hard": int(hard or soft)}
-    except ValueError as exc:
-        raise ConfigError(recipe.source, "extra_docker_args",
-                          f"ulimit {value!r} is not NAME=SOFT[:HARD] with numbers") from exc
-
-
-def _append(key: str):
-    def add(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
-        service.setdefault(key, []).append(value)
-    return add
-
-
-def _set(key: str, convert=str):
-    def add(service: dict, volumes: dict, value: str, recipe: Recipe) -> None:
-        try:
-            service[key] = convert(value)
-        except ValueError as exc:
-            raise ConfigError(recipe.source, "extra_docker_args",
-                              f"{key} value {value!r} is not valid") from exc
-    return add
-
-
-_FLAG_KEYS = {
-    "-v": _add_volume, "--volume": _add_volume,
-    "-e": _add_env, "--env": _add_env,
-    "--ulimit": _add_ulimit,
-    "--shm-size": _set("shm_size"),
-    "--cap-add": _append("cap_add"),
-    "--device": _append("devices"),
-    "--security-opt": _append("security_opt"),
-    "--memory": _set("mem_limit"),
-    "--memory-swap": _set("memswap_limit"),
-    "--pids-limit": _set("pids_limit", int),
-}

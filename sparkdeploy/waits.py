@@ -1,4 +1,4 @@
-"""Waiting on a host while the deploy runs: a long image build, a service coming up.
+"""Waiting on a host while the deploy runs: a long image build or pull, a service coming up.
 
 An mxfp4 build takes 25-45 minutes and vLLM minutes more to load, so the operator sees a
 progress line every poll interval (pyinfra's logger, on stderr) instead of a silent terminal,
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sparkdeploy.image_build import BuildSpec
+from sparkdeploy.image_build import ImageJob
 
 Run = Callable[[str], tuple[bool, list[str]]]
 # How much longer than the build's own timeout the deploy follows it (the runner's kill grace).
@@ -42,9 +42,9 @@ def on_host(host, sudo: bool) -> Run:
     return run
 
 
-def follow_build(run: Run, spec: BuildSpec, interval: float, report: Reporter) -> bool:
-    """Follow a detached build until its status file appears; True when it succeeded."""
-    status, pid, log = (shlex.quote(p) for p in (spec.status_file, spec.pid_file, spec.log_file))
+def follow_image_job(run: Run, job: ImageJob, interval: float, report: Reporter) -> bool:
+    """Follow a detached image job until its status file appears; True when it succeeded."""
+    status, pid, log = (shlex.quote(p) for p in (job.status_file, job.pid_file, job.log_file))
     probe = (f"if [ -f {status} ]; then cat {status}; "
              f"elif [ -f {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null; then echo running; "
              f"else echo vanished; fi; tail -n 1 {log} 2>/dev/null || true")
@@ -55,27 +55,27 @@ def follow_build(run: Run, spec: BuildSpec, interval: float, report: Reporter) -
         last_line = lines[1].strip() if len(lines) > 1 else ""
         elapsed = report.clock() - start
         if state not in ("running", "vanished"):
-            return _build_finished(run, spec, state, elapsed, report)
+            return _job_finished(run, job, state, elapsed, report)
         if state == "vanished":
-            report.error(f"the image build stopped without a result; log: {spec.log_file}"
-                         + _tail(run, spec.log_file))
+            report.error(f"{job.activity} {job.image} stopped without a result; log: {job.log_file}"
+                         + _tail(run, job.log_file))
             return False
-        if elapsed > spec.timeout + _FOLLOW_GRACE:
-            report.error(f"the image build gave no result within {spec.timeout} s; "
-                         f"log: {spec.log_file}")
+        if elapsed > job.timeout + _FOLLOW_GRACE:
+            report.error(f"{job.activity} {job.image} gave no result within {job.timeout} s; "
+                         f"log: {job.log_file}")
             return False
-        report.info(f"building {spec.image} ({_minutes(elapsed)}): {last_line or '(no output yet)'}")
+        report.info(f"{job.activity} {job.image} ({_minutes(elapsed)}): {last_line or '(no output yet)'}")
         report.sleep(interval)
 
 
-def _build_finished(run: Run, spec: BuildSpec, state: str, elapsed: float, report: Reporter) -> bool:
+def _job_finished(run: Run, job: ImageJob, state: str, elapsed: float, report: Reporter) -> bool:
     code = int(state) if state.lstrip("-").isdigit() else -1
     if code == 0:
-        report.info(f"built {spec.image} in {_minutes(elapsed)}; log: {spec.log_file}")
+        report.info(f"{job.image} is ready after {_minutes(elapsed)}; log: {job.log_file}")
         return True
-    why = f"timed out after {spec.timeout} s" if code == 124 else f"exit {code}"
-    report.error(f"building {spec.image} failed ({why}); the running image and services are "
-                 f"untouched; log: {spec.log_file}" + _tail(run, spec.log_file))
+    why = f"timed out after {job.timeout} s" if code == 124 else f"exit {code}"
+    report.error(f"{job.activity} {job.image} failed ({why}); the running image and services are "
+                 f"untouched; log: {job.log_file}" + _tail(run, job.log_file))
     return False
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from sparkdeploy.data import PROJECT_ROOT, service_home
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.model_repos import ModelRepo
 
 # The last huggingface_hub release that resumes a partial blob (``blobs/<etag>.incomplete``)
 # across processes; 1.18 switched to per-process temporary files deleted on failure.
@@ -29,12 +30,21 @@ FETCH_SCRIPT = PROJECT_ROOT / "files" / "fetch_weights.py"
 STORES = ("hf_cache", "nfs")
 # States of files/fetch_weights.py's status.json.
 ACTIVE_STATES = ("checking", "downloading")
-FAILED_STATES = ("failed", "no_space", "timeout")
+FAILED_STATES = ("failed", "no_space", "timeout", "too_large")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _WELL_KNOWN_TOKENS = {"hf_xxx", "changeme", "dummy", "token", "your-token", "hf_token"}
+
+
+@dataclass(frozen=True)
+class WeightLimit:
+    """vLLM's share of a host's memory, which the model's weights alone must fit in."""
+
+    bytes: int
+    # where the share comes from, for the message ("gpu_memory_utilization 0.8 of 128 GiB")
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,10 @@ class WeightsPlan:
     store: str
     repo_id: str
     revision: str | None
+    # what vLLM uses it for ("model", "draft model", "tokenizer", ...)
+    role: str
+    # refuse (before downloading) weights larger than vLLM's memory share; None: no limit
+    weight_limit: WeightLimit | None
     # the hub cache the host reads: <home>/.cache/huggingface/hub, or the NFS model store
     cache_dir: str
     hf_home: str
@@ -90,22 +104,33 @@ def is_commit(revision: str | None) -> bool:
     return bool(revision) and bool(_COMMIT.match(revision or ""))
 
 
-def weights_plan(host_name: str, data: Mapping[str, Any], model: str | None,
-                 recipe_source: str) -> WeightsPlan:
+def weights_plans(host_name: str, data: Mapping[str, Any], repos: Sequence[ModelRepo],
+                  recipe_source: str, limit: WeightLimit | None = None) -> list[WeightsPlan]:
+    """One plan per repository vLLM loads; the first (the model) carries the size limit."""
+    return [weights_plan(host_name, data, repo, recipe_source, limit if index == 0 else None)
+            for index, repo in enumerate(repos)]
+
+
+def weights_plan(host_name: str, data: Mapping[str, Any], repo: ModelRepo, recipe_source: str,
+                 limit: WeightLimit | None = None) -> WeightsPlan:
     """Validate the weights keys of one host's data; raise :class:`ConfigError` on bad input."""
     source = f"host {host_name!r} data"
     store = data.get("model_store", "hf_cache")
     if store not in STORES:
         raise ConfigError(source, "model_store", f"{store!r} is not a model store",
                           allowed=", ".join(STORES))
+    model = repo.repo_id
     if not isinstance(model, str) or not _REPO_ID.match(model):
         raise ConfigError(recipe_source, "model",
                           f"{model!r} is not a Hugging Face repository id; the deploy cannot tell "
                           "which weights vLLM needs", allowed="'org/name', e.g. openai/gpt-oss-120b")
-    revision = data.get("model_revision")
+    revision = repo.revision
+    revision_source, revision_key = ((source, "model_revision") if repo.role == "model"
+                                     else (recipe_source, "command"))
     if revision is not None and (not isinstance(revision, str) or not _REVISION.match(revision)
                                  or ".." in revision):
-        raise ConfigError(source, "model_revision", f"{revision!r} is not a branch, tag or commit",
+        raise ConfigError(revision_source, revision_key,
+                          f"{revision!r} is not a branch, tag or commit of {model}",
                           allowed="None, a branch or tag name, or a 40-hex commit id")
     timeout = _positive_int(data.get("model_download_timeout", 21600), source, "model_download_timeout")
     interval = _positive_int(data.get("model_progress_interval", 30), source, "model_progress_interval")
@@ -120,7 +145,8 @@ def weights_plan(host_name: str, data: Mapping[str, Any], model: str | None,
     if not isinstance(cache_dir, str) or not posixpath.isabs(cache_dir):
         raise ConfigError(source, "model_store_nfs_dir", f"{cache_dir!r} is not an absolute path")
     return WeightsPlan(
-        store=store, repo_id=model, revision=revision, cache_dir=cache_dir.rstrip("/") or "/",
+        store=store, repo_id=model, revision=revision, role=repo.role, weight_limit=limit,
+        cache_dir=cache_dir.rstrip("/") or "/",
         hf_home=hf_home, user=data["service_user"], timeout=timeout, progress_interval=interval,
         tool_dir=tool_dir.rstrip("/"), endpoint=endpoint, pip_index_url=index,
         token=_token(data.get("model_hub_token"), source),
@@ -161,11 +187,10 @@ def revision_args(argv: list[str], data: Mapping[str, Any]) -> list[str]:
     revision = data.get("model_revision")
     if not isinstance(revision, str) or not revision:
         return []
-    extra: list[str] = []
-    for flag in ("--revision", "--tokenizer-revision"):
-        if not any(arg == flag or arg.startswith(flag + "=") for arg in argv):
-            extra += [flag, revision]
-    return extra
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    # the model's revision is its tokenizer's too, unless the command loads another tokenizer
+    flags = ["--revision"] + ([] if "--tokenizer" in given else ["--tokenizer-revision"])
+    return [part for flag in flags if flag not in given for part in (flag, revision)]
 
 
 def pip_install_args(index_url: str | None) -> str:
@@ -194,6 +219,8 @@ class SnapshotListing:
     tree: Mapping[str, Mapping[str, Any]] | None = None
     # model.safetensors.index.json's weight_map, read only when there is no tree
     index: Mapping[str, str] | None = None
+    # the snapshot's config.json (the attention shape for the KV cache estimate)
+    config: Mapping[str, Any] | None = None
     files: Mapping[str, int] = field(default_factory=dict)
     unreadable: tuple[str, ...] = ()
     broken: tuple[str, ...] = ()
@@ -215,6 +242,8 @@ def parse_listing(lines: list[str]) -> SnapshotListing:
             values["tree"] = _json_files(rest)
         elif kind == "index":
             values["index"] = _json_weight_map(rest)
+        elif kind == "config":
+            values["config"] = _json_object(rest)
         elif kind in ("file", "unreadable", "broken", "partial"):
             size, _, path = rest.partition(" ")
             if kind == "file":
@@ -228,6 +257,14 @@ def parse_listing(lines: list[str]) -> SnapshotListing:
     values["unreadable"] = tuple(values["unreadable"])
     values["broken"] = tuple(values["broken"])
     return SnapshotListing(**values)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_files(text: str) -> dict[str, dict[str, Any]] | None:
@@ -280,6 +317,26 @@ def check_snapshot(listing: SnapshotListing, plan: WeightsPlan, expect_nfs: bool
     if listing.tree is not None:
         return _check_against_tree(listing, listing.tree)
     return _check_without_tree(listing)
+
+
+def listing_weight_bytes(listing: SnapshotListing) -> int:
+    """Bytes of weight files: from the file list the download recorded, else the files on disk."""
+    sizes = ({path: int(entry.get("lfs_size") or entry.get("size") or 0)
+              for path, entry in listing.tree.items()} if listing.tree is not None else listing.files)
+    return sum(size for path, size in sizes.items() if path.endswith(_WEIGHT_SUFFIXES) and size > 0)
+
+
+def weights_too_large(listing: SnapshotListing, plan: WeightsPlan) -> str | None:
+    """Why the model cannot load, when its weights' real size (the file list the download
+    recorded, or the files on disk) alone exceeds vLLM's memory share; None when it fits."""
+    if plan.weight_limit is None:
+        return None
+    weights = listing_weight_bytes(listing)
+    if weights <= plan.weight_limit.bytes:
+        return None
+    return (f"the weights of {plan.repo_id} are {weights / 2**30:.1f} GiB, more than vLLM's "
+            f"{plan.weight_limit.bytes / 2**30:.1f} GiB share of the host's memory "
+            f"({plan.weight_limit.reason}): the model cannot load here")
 
 
 def _check_against_tree(listing: SnapshotListing, tree: Mapping[str, Mapping[str, Any]]) -> Verdict:

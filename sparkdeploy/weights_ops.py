@@ -70,6 +70,9 @@ def fetch_command(plan: WeightsPlan, run_id: str) -> list[str]:
             "--timeout", str(plan.timeout), "--run-id", run_id]
     if plan.revision:
         args += ["--revision", plan.revision]
+    if plan.weight_limit is not None:
+        args += ["--max-weight-bytes", str(plan.weight_limit.bytes),
+                 "--limit-reason", plan.weight_limit.reason]
     return [shlex.quote(part) for part in
             ["env", *env, f"{plan.venv_dir}/bin/python", plan.script_path, "start", *args]]
 

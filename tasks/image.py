@@ -1,12 +1,13 @@
-"""The vLLM image the host's recipe runs: built from upstream at a pinned commit, or as given.
+"""The vLLM image the host's recipe runs, made the way upstream makes it, and only when needed.
 
-Recipes with ``build_args`` (the mxfp4 image: no prebuilt image exists) are built from a checkout
-of eugr/spark-vllm-docker at the pinned commit with its own ``build-and-copy.sh``, and only when
-the image is missing or records another commit or other build arguments: a build takes 25-45
-minutes. It runs detached from the SSH session, logging to a file on the host, bounded by a
-timeout; the deploy shows its progress and, on failure, stops before any service is touched.
-Recipes without ``build_args`` use their image as given, pulled only when it is missing.
-Recipes with mods get the checkout too (the vLLM container mounts mods from it).
+Upstream's local tags come from its ``build-and-copy.sh`` at the pinned commit: a prebuilt image
+pulled and tagged (``vllm-node``, ``vllm-node-b12x``) or a local build (``vllm-node-mxfp4``, a
+25-45 minute compile); registry images are pulled; a digest in ``vllm_image_pins`` is pulled
+exactly. The image records how it was made (:mod:`sparkdeploy.image_plan`), read here as a fact,
+so a converged host pulls and builds nothing, and a changed pin, commit or build flag is one
+pull or build. The work runs detached with progress and a log; on failure the deploy stops
+before any service is touched. The upstream checkout is root's (root runs its script), outside
+the service user's home, and its git hooks are off.
 """
 
 from __future__ import annotations
@@ -20,20 +21,17 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, python, server
 
 from sparkdeploy.data import PROJECT_ROOT
-from sparkdeploy.image_build import (
-    RUNNER_PATH,
-    BuildSpec,
-    UpstreamCheckout,
-    build_reason,
-    build_spec,
-    upstream_checkout,
-)
+from sparkdeploy.errors import ConfigError
+from sparkdeploy.image_build import RUNNER_PATH, ImageJob, image_job
+from sparkdeploy.image_plan import UpstreamCheckout, image_reason, upstream_checkout
 from sparkdeploy.packages import missing_packages
 from sparkdeploy.plan import HostPlan
-from sparkdeploy.serving_facts import GitCheckout, ImageBuildRecord, ImagePresent
-from sparkdeploy.waits import Reporter, follow_build, on_host
+from sparkdeploy.serving_facts import GitCheckout, ImageMade
+from sparkdeploy.waits import Reporter, follow_image_job, on_host
 
-_RUNNER_SOURCE = PROJECT_ROOT / "files" / "build-vllm-image"
+_RUNNER_SOURCE = PROJECT_ROOT / "files" / "make-vllm-image"
+# git as root in a checkout: no hooks, whatever the checkout's config says.
+_GIT = "git -c core.hooksPath=/dev/null"
 
 
 @deploy("vLLM image")
@@ -42,7 +40,7 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
     if plan.vllm is None:
         return []
     data = host.data.dict()
-    recipe = plan.vllm.recipe
+    service = plan.vllm
     missing = missing_packages(host.get_fact(DebPackages), data["upstream_build_packages"])
     if missing:
         apt.packages(
@@ -51,15 +49,14 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
             update=True,
         )
     changes = []
-    if recipe.build_args or recipe.mods:
-        checkout = _checkout(upstream_checkout(host.name, data))
-        if checkout is not None and recipe.mods:
+    image = service.image
+    if image.runs_upstream_script or service.recipe.mods:
+        checkout = _checkout(image.checkout or upstream_checkout(host.name, data))
+        if checkout is not None and service.recipe.mods:
             changes.append(checkout)
-    spec = build_spec(plan.vllm, data)
-    if spec is None:
-        return changes + _image_as_given(recipe.container)
+    job = image_job(image, host.name, data)
     files.put(
-        name="Install the image build runner",
+        name="Install the image runner (pull, or upstream's build-and-copy.sh, then record)",
         src=str(_RUNNER_SOURCE),
         dest=RUNNER_PATH,
         user="root",
@@ -67,37 +64,45 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
         mode="0755",
     )
     files.directory(
-        name="Keep a directory for image build logs",
-        path=spec.log_dir,
+        name="Keep a directory for image logs",
+        path=job.log_dir,
         user="root",
         group="root",
         mode="0755",
     )
-    reason = build_reason(host.get_fact(ImageBuildRecord, image=spec.image, _sudo=_sudo()), spec)
+    reason = image_reason(host.get_fact(ImageMade, image=image.image, _sudo=_sudo()), image)
     if reason is None:
         return changes
-    logger.info(f"{host.name}: {reason}; it will be built (25-45 min on a Spark), log {spec.log_file}")
-    return [*changes, _build(spec, reason)]
+    logger.info(f"{host.name}: {reason}; {image.describe()}; log {job.log_file}")
+    return [*changes, _make(job, reason)]
 
 
 def _checkout(checkout: UpstreamCheckout) -> OperationMeta | None:
     """Clone or move the upstream checkout to the pinned commit; nothing when it is there."""
     current = host.get_fact(GitCheckout, path=checkout.directory, _sudo=_sudo())
-    if current == {"commit": checkout.commit, "origin": checkout.repo_url}:
+    if current is not None and current["owner"] != "root":
+        raise ConfigError(f"host {host.name!r} data", "upstream_checkout_dir",
+                          f"{checkout.directory} is owned by {current['owner']}, but root runs the "
+                          "build script in it", allowed="a directory only root can write; remove "
+                          "this one or point upstream_checkout_dir elsewhere")
+    if current is not None and current["commit"] is None:
+        raise ConfigError(f"host {host.name!r} data", "upstream_checkout_dir",
+                          f"{checkout.directory} exists and is not a git checkout",
+                          allowed="remove it, or point upstream_checkout_dir elsewhere")
+    if current is not None and (current["commit"], current["origin"]) == (checkout.commit, checkout.repo_url):
         return None
-    git = f"git -c safe.directory='*' -C {shlex.quote(checkout.directory)}"
+    directory, url = shlex.quote(checkout.directory), shlex.quote(checkout.repo_url)
+    git = f"{_GIT} -C {directory}"
     if current is None:
-        commands = [f"git -c safe.directory='*' clone -q --no-checkout "
-                    f"{shlex.quote(checkout.repo_url)} {shlex.quote(checkout.directory)}"]
+        commands = [f"mkdir -p {shlex.quote(_parent(checkout.directory))}",
+                    f"{_GIT} clone -q --no-checkout -- {url} {directory}"]
     else:
-        commands = [f"{git} remote set-url origin {shlex.quote(checkout.repo_url)}",
-                    f"{git} fetch -q --tags origin"]
+        commands = [f"{git} remote set-url origin -- {url}", f"{git} fetch -q --tags origin"]
     commands += [
         # a commit no branch reaches any more is fetched by id
         f"{git} cat-file -e {checkout.commit}^{{commit}} 2>/dev/null"
         f" || {git} fetch -q origin {checkout.commit}",
         f"{git} checkout -q --detach {checkout.commit}",
-        f"chown -R {shlex.quote(host.data.service_user)}: {shlex.quote(checkout.directory)}",
     ]
     # Emitted only when the GitCheckout fact above differs from the pinned commit: no _if needed.
     return server.shell(
@@ -106,35 +111,32 @@ def _checkout(checkout: UpstreamCheckout) -> OperationMeta | None:
     )
 
 
-def _build(spec: BuildSpec, reason: str) -> OperationMeta:
-    """Start the build detached, then follow it; the second operation fails when the build does.
+def _make(job: ImageJob, reason: str) -> OperationMeta:
+    """Start the runner detached, then follow it; the second operation fails when the job does.
 
-    Called only when the image's recorded build differs from the wanted one, so no _if is needed.
+    Called only when the image's record differs from the plan, so no _if is needed.
     """
     server.shell(
-        name=f"Start building {spec.image} in the background ({reason}; log: {spec.log_file})",
-        commands=[spec.start_command()],
+        name=f"Start {job.activity} {job.image} in the background ({reason}; log: {job.log_file})",
+        commands=[job.start_command()],
     )
     return python.call(
-        name=f"Wait for the {spec.image} build, showing progress (log: {spec.log_file})",
+        name=f"Wait for {job.image}, showing progress (log: {job.log_file})",
         function=_follow,
-        spec=spec,
+        job=job,
         interval=float(host.data.deploy_poll_interval),
         sudo=_sudo(),
     )
 
 
-def _follow(state, host, spec: BuildSpec, interval: float, sudo: bool) -> bool:
+def _follow(state, host, job: ImageJob, interval: float, sudo: bool) -> bool:
     report = Reporter(info=lambda message: host.log_styled(message, fg="cyan"),
                       error=lambda message: host.log_styled(message, fg="red", log_func=logger.error))
-    return follow_build(on_host(host, sudo), spec, interval, report)
+    return follow_image_job(on_host(host, sudo), job, interval, report)
 
 
-def _image_as_given(image: str) -> list[OperationMeta]:
-    if host.get_fact(ImagePresent, image=image, _sudo=_sudo()):
-        return []
-    # Emitted only when the image is missing.
-    return [server.shell(name=f"Pull the vLLM image {image}", commands=[f"docker pull {shlex.quote(image)}"])]
+def _parent(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0] or "/"
 
 
 def _sudo() -> bool:

@@ -21,7 +21,7 @@ from pyinfra.operations.util import any_changed
 from sparkdeploy.page_cache import DROP_COMMAND
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.proxy import proxy_compose
-from sparkdeploy.serving_facts import ContainerStates
+from sparkdeploy.serving_facts import ContainerStates, ImageMade
 from sparkdeploy.vllm_service import local_url
 from sparkdeploy.waits import Reporter, on_host, wait_until_up
 from tasks.serving import ServingFiles
@@ -31,6 +31,7 @@ from tasks.serving import ServingFiles
 def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[OperationMeta]) -> None:
     if plan.vllm is not None:
         vllm = plan.vllm.compose["services"]["vllm"]
+        image = host.get_fact(ImageMade, image=vllm["image"], _sudo=_sudo())
         _bring_up(
             what="vLLM",
             directory=host.data.vllm_compose_dir,
@@ -39,6 +40,7 @@ def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[O
             url=f"{plan.vllm.local_url}/health",
             timeout=host.data.vllm_health_timeout,
             before_start=_drop_page_cache,
+            image_id=image.image_id,
         )
     if plan.proxy_files:
         services = proxy_compose(host.data.dict())["services"]
@@ -53,13 +55,22 @@ def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[O
 
 
 def _bring_up(what: str, directory: str, containers: list[str], changes: list[OperationMeta],
-              url: str, timeout: int, before_start: Callable[[dict[str, Any]], None] | None = None) -> None:
+              url: str, timeout: int, before_start: Callable[[dict[str, Any]], None] | None = None,
+              image_id: str | None = None) -> None:
+    """Start the project when its files or image changed in this run, or unconditionally when a
+    container is not running or runs another image than its tag now names (``image_id``)."""
     states = host.get_fact(ContainerStates, names=containers, _sudo=_sudo())
     stopped = [name for name in containers if (states.get(name) or {}).get("status") != "running"]
-    if not changes and not stopped:
+    outdated = [name for name in containers if name not in stopped and image_id
+                and states[name].get("image") != image_id]
+    if not changes and not stopped and not outdated:
         return
-    if stopped:
-        logger.info(f"{host.name}: {', '.join(stopped)} not running; {what} will be started")
+    if stopped or outdated:
+        for name in stopped:
+            logger.info(f"{host.name}: {name} not running; {what} will be started")
+        for name in outdated:
+            logger.info(f"{host.name}: {name} runs {str(states[name].get('image'))[:19]}, not its "
+                        f"image {image_id[:19]}; {what} will be restarted")
         condition: dict[str, Any] = {}
     else:
         condition = {"_if": any_changed(*changes)}

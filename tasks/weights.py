@@ -21,73 +21,113 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, pip
 
+from sparkdeploy.errors import ConfigError
 from sparkdeploy.facts import HubSnapshot
 from sparkdeploy.plan import HostPlan
+from sparkdeploy.vllm_service import VllmService, config_fit_warning
 from sparkdeploy.weights import (
     FETCH_SCRIPT,
     HUB_CLIENT,
+    SnapshotListing,
     WeightsPlan,
     check_snapshot,
     human_bytes,
     pip_install_args,
-    weights_plan,
+    weights_plans,
+    weights_too_large,
 )
 from sparkdeploy.weights_ops import hub_snapshot, snapshot_readable
 
 
 @deploy("Model weights")
 def model_weights(plan: HostPlan) -> None:
-    if plan.vllm is None:
+    service = plan.vllm
+    if service is None:
         return
-    recipe = plan.vllm.recipe
-    weights = weights_plan(host.name, host.data.dict(), recipe.model, recipe.source)
-    if weights.store == "nfs":
-        _nfs_store(weights)
+    recipe = service.recipe
+    every = weights_plans(host.name, host.data.dict(), service.repos, recipe.source, service.weight_limit)
+    if every[0].store == "nfs":
+        _nfs_store(every, service)
     else:
-        _hf_cache(weights)
+        _hf_cache(every, service)
 
 
-def _nfs_store(weights: WeightsPlan) -> None:
+def _listing(weights: WeightsPlan) -> SnapshotListing:
+    return host.get_fact(HubSnapshot, cache_dir=weights.cache_dir, repo_id=weights.repo_id,
+                         revision=weights.revision, _sudo=True)
+
+
+def _complete(weights: WeightsPlan, service: VllmService, expect_nfs: bool = False) -> bool:
+    """Whether the snapshot is usable; a complete model too large for the host stops the run."""
+    listing = _listing(weights)
+    if not check_snapshot(listing, weights, expect_nfs=expect_nfs).complete:
+        return False
+    too_large = weights_too_large(listing, weights)
+    if too_large:
+        raise ConfigError(f"host {host.name!r}", "recipe", f"{too_large} (recipe {service.recipe.source})",
+                          allowed="a smaller quantization, a higher gpu_memory_utilization, or a "
+                          "cluster recipe that splits the model over several Sparks")
+    if weights.role == "model":
+        warning = config_fit_warning(host.name, service, host.data.dict(), listing)
+        if warning:
+            logger.warning(warning)
+    return True
+
+
+def _nfs_store(every: list[WeightsPlan], service: VllmService) -> None:
     expect_nfs = bool(host.data.get("host_can_mount_nfs", True))
-    listing = host.get_fact(HubSnapshot, cache_dir=weights.cache_dir, repo_id=weights.repo_id,
-                            revision=weights.revision, _sudo=True)
-    verdict = check_snapshot(listing, weights, expect_nfs=expect_nfs)
-    if verdict.complete:
-        return
-    logger.warning(f"{host.print_prefix}weights of {weights.label} not usable yet: {verdict.reason}; "
-                   "the deploy checks again before vLLM starts (an earlier step may mount the store)")
-    snapshot_readable(
-        name=f"Check that the {weights.label} weights are readable on the model store {weights.cache_dir}",
-        plan=weights,
-        expect_nfs=expect_nfs,
-    )
+    for weights in every:
+        if _complete(weights, service, expect_nfs):
+            continue
+        logger.warning(f"{host.print_prefix}weights of {weights.label} not usable yet; the deploy "
+                       "checks again before vLLM starts (an earlier step may mount the store)")
+        snapshot_readable(
+            name=f"Check that the {weights.label} weights are readable on the model store "
+                 f"{weights.cache_dir}",
+            plan=weights,
+            expect_nfs=expect_nfs,
+        )
 
 
-def _hf_cache(weights: WeightsPlan) -> None:
-    user = weights.user
+def _hf_cache(every: list[WeightsPlan], service: VllmService) -> None:
+    first = every[0]
+    user = first.user
     account = host.get_fact(Users).get(user) or {}
     group = account.get("group", user)
     files.directory(
-        name=f"Keep the Hugging Face hub cache {weights.cache_dir} for {user}",
-        path=weights.cache_dir,
+        name=f"Keep the Hugging Face hub cache {first.cache_dir} for {user}",
+        path=first.cache_dir,
         user=user, group=group, mode=host.data.get("caches_mode", "0755"),
     )
-    if weights.token is not None:
+    if first.token is not None:
         files.put(
             name="Place the Hugging Face token for gated models (secret)",
-            src=StringIO(weights.token),
-            dest=weights.token_path,
+            src=StringIO(first.token),
+            dest=first.token_path,
             user=user, group=group, mode="0600",
         )
-
-    listing = host.get_fact(HubSnapshot, cache_dir=weights.cache_dir, repo_id=weights.repo_id,
-                            revision=weights.revision, _sudo=True)
-    verdict = check_snapshot(listing, weights)
-    if verdict.complete:
+    to_fetch = [weights for weights in every if not _complete(weights, service)]
+    if not to_fetch:
         return
-    cached = f" ({human_bytes(verdict.present_bytes)} already cached)" if verdict.present_bytes else ""
-    logger.info(f"{host.print_prefix}weights of {weights.label} to fetch: {verdict.reason}{cached}")
+    for weights in to_fetch:
+        verdict = check_snapshot(_listing(weights), weights)
+        cached = f" ({human_bytes(verdict.present_bytes)} already cached)" if verdict.present_bytes else ""
+        logger.info(f"{host.print_prefix}{weights.role} {weights.label} to fetch: {verdict.reason}{cached}")
+    _download_tool(first, group)
+    for weights in to_fetch:
+        hub_snapshot(
+            name=f"Fetch the {weights.label} {_what(weights)} into {weights.cache_dir}",
+            # the token stays in its file: it never travels in an operation's arguments
+            plan=replace(weights, token=None),
+        )
 
+
+def _what(weights: WeightsPlan) -> str:
+    return "weights" if weights.role == "model" else f"weights ({weights.role})"
+
+
+def _download_tool(weights: WeightsPlan, group: str) -> None:
+    """The pinned hub client and the download script, installed only when something is missing."""
     apt.packages(
         name="Install Python's venv module for the weights download tool",
         packages=["python3-venv"],
@@ -102,7 +142,7 @@ def _hf_cache(weights: WeightsPlan) -> None:
     files.directory(
         name=f"Keep download logs and status in {weights.run_dir}",
         path=weights.run_dir,
-        user=user, group=group, mode="0755",
+        user=weights.user, group=group, mode="0755",
     )
     pip.packages(
         name=f"Install the Hugging Face hub client ({HUB_CLIENT}) for the download",
@@ -116,9 +156,4 @@ def _hf_cache(weights: WeightsPlan) -> None:
         src=str(FETCH_SCRIPT),
         dest=weights.script_path,
         user="root", group="root", mode="0755",
-    )
-    hub_snapshot(
-        name=f"Fetch the {weights.label} weights into {weights.cache_dir}",
-        # the token stays in its file: it never travels in an operation's arguments
-        plan=replace(weights, token=None),
     )

@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
             handle.write(rendered.content)
         os.chmod(target, int(rendered.mode, 8))
         print(target)
+    if plan.vllm is not None:
+        print(f"image   {plan.vllm.image.describe()}")
+        for repo in plan.vllm.repos:
+            print(f"weights {repo.repo_id} ({repo.role}, {repo.revision or 'default branch'})")
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from sparkdeploy.sandbox.backends import BACKENDS, DEFAULT_BACKEND
 from sparkdeploy.sandbox.image import VARIANTS
@@ -18,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "sshd and a sudo deploy user, reachable on a loopback port; inventory.py lists it in "
         "group 'sandbox' while it is up.")
     actions = parser.add_subparsers(dest="action", required=True)
-    start = actions.add_parser("up", help="start the sandbox (keeps a running one)")
+    start = actions.add_parser("up", help="start the sandbox (keeps a running one) with the "
+                               "stand-ins its data points at")
     start.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
                        help=f"how the host is made (default: {DEFAULT_BACKEND})")
     start.add_argument("--variant", choices=sorted(VARIANTS), default="default",
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     try:
-        result = up(args.backend, args.variant, fresh=args.fresh)
+        result = up(args.backend, args.variant, fresh=args.fresh, progress=progress_printer())
     except SandboxError as exc:
         return _fail(exc)
     verb = "already up" if result.reused else f"up in {result.seconds:.1f} s"
@@ -65,6 +67,16 @@ def _status(_args: argparse.Namespace) -> int:
         return 3
     _print(lines)
     return 0
+
+
+def progress_printer():
+    """Progress lines for long steps (first image builds take minutes), stamped with the time."""
+    started = time.monotonic()
+
+    def report(line: str) -> None:
+        print(f"  [{time.monotonic() - started:5.0f} s] {line}", flush=True)
+
+    return report
 
 
 def _print(lines: dict[str, str]) -> None:

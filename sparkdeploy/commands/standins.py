@@ -7,6 +7,8 @@ import sys
 import time
 
 from sparkdeploy import standins
+from sparkdeploy.commands.sandbox import progress_printer
+from sparkdeploy.sandbox.backends import load_backend
 from sparkdeploy.sandbox.local import SandboxError
 from sparkdeploy.sandbox.state import load_state
 
@@ -16,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "standins", help="build the sandbox's stand-in images and upstream repo, or put them in it",
         description="The sandbox reaches no registry: the LiteLLM, Postgres and vLLM-runtime "
         f"images are built here (log: {standins.LOG_FILE}) and loaded into the sandbox's Docker "
-        "engine, and a stand-in eugr/spark-vllm-docker repository is copied in.")
+        "engine (upstream's prebuilt ones pushed to the stand-in registry), and a stand-in "
+        "eugr/spark-vllm-docker repository is copied in. `sparkdeploy sandbox up` does this itself.")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("build", help="build what changed (images, repository) on this machine").set_defaults(
         run=_build)
@@ -27,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _build(_args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
-        tags = standins.ensure_images()
+        tags = standins.ensure_images(progress=progress_printer())
         commits = standins.ensure_upstream_repo()
     except SandboxError as exc:
         return _fail(exc)
@@ -38,16 +41,15 @@ def _build(_args: argparse.Namespace) -> int:
 
 def _install(_args: argparse.Namespace) -> int:
     state = load_state()
-    container = (state.resources.get("container") if state else None)
-    if not container:
-        return _fail(SandboxError("no container sandbox is up (start one: sparkdeploy sandbox up)"))
+    if state is None:
+        return _fail(SandboxError("no sandbox is up (start one: sparkdeploy sandbox up, which "
+                                  "installs the stand-ins itself)"))
     started = time.monotonic()
     try:
-        standins.install_into_sandbox(container)
+        load_backend(state.backend).install_standins(state, progress_printer())
     except SandboxError as exc:
         return _fail(exc)
-    print(f"stand-ins installed in {container} in {time.monotonic() - started:.0f} s "
-          f"(upstream repository at {standins.SANDBOX_REPO_DIR})")
+    print(f"stand-ins installed in the {state.backend} sandbox in {time.monotonic() - started:.0f} s")
     return 0
 
 

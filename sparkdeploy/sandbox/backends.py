@@ -7,6 +7,7 @@ Adding a backend (the qemu ``vm`` one) means writing its module and one line in
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from sparkdeploy.sandbox.local import SandboxError
@@ -42,6 +43,9 @@ class Backend(Protocol):
 
     def describe(self, state: SandboxState) -> dict[str, str]:
         """Status lines for ``sparkdeploy sandbox status``."""
+
+    def install_standins(self, state: SandboxState, progress: Callable[[str], None]) -> None:
+        """Put into the sandbox what its data points at (stand-in images, upstream repository)."""
 
 
 def load_backend(name: str) -> Backend:

@@ -9,8 +9,11 @@ visibly. ``--privileged`` fails on this machine kind, so capabilities are added 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from sparkdeploy import standins
+from sparkdeploy.sandbox import registry_standin
 from sparkdeploy.sandbox.engine import docker, engine_running, ensure_engine
 from sparkdeploy.sandbox.image import DEPLOY_USER, ensure_image
 from sparkdeploy.sandbox.local import SandboxError
@@ -76,6 +79,7 @@ def up(variant: str, repo: RepoEndpoint, repo_address: str) -> SandboxState:
     )
     _wait_for_systemd()
     _trust_local_certificates()
+    _trust_standin_registry()
     docker("exec", "-i", CONTAINER, "sh", "-c",
            f"cat > /home/{DEPLOY_USER}/.ssh/authorized_keys && "
            f"chown {DEPLOY_USER}: /home/{DEPLOY_USER}/.ssh/authorized_keys && "
@@ -144,6 +148,18 @@ def _trust_local_certificates() -> None:
         return
     docker("cp", f"{_LOCAL_CA_DIR}/.", f"{CONTAINER}:{_LOCAL_CA_DIR}/")
     docker("exec", CONTAINER, "update-ca-certificates")
+
+
+def _trust_standin_registry() -> None:
+    """The sandbox's Docker trusts the stand-in registry's CA (per registry, no daemon restart)."""
+    directory = f"/etc/docker/certs.d/{registry_standin.certs_dir_name()}"
+    docker("exec", CONTAINER, "mkdir", "-p", directory)
+    docker("cp", str(registry_standin.CA_CERT), f"{CONTAINER}:{directory}/ca.crt")
+
+
+def install_standins(state: SandboxState, progress: Callable[[str], None]) -> None:
+    standins.install_into_sandbox(state.resources["container"],
+                                  state.registry_server.get("address"), progress=progress)
 
 
 def _ssh_port() -> int:

@@ -2,25 +2,23 @@
 
 The sandbox reaches neither huggingface.co nor (through this machine's TLS-inspecting proxy)
 PyPI, so ``tests/standins/hub_server.py`` serves both things the weights step needs: a tiny
-``openai/gpt-oss-120b`` repository and a PEP 503 index holding the pinned hub client's wheels
-for the sandbox's Python. Where it is served comes from ``model_hub_endpoint`` in
-``group_data/sandbox.py``, the value the deploy uses, so the two cannot disagree; its host name
-is the one the backend already resolves to this machine for the toolkit repository.
+``openai/gpt-oss-120b`` repository (and the small ones the stand-in recipes also load) and a
+PEP 503 index holding the pinned hub client's wheels for the sandbox's Python. Where it is
+served comes from ``model_hub_endpoint`` in ``group_data/sandbox.py``, the value the deploy uses,
+so the two cannot disagree; its host name is the one the backend already resolves to this
+machine for the toolkit repository.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import runpy
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sparkdeploy.data import PROJECT_ROOT
-from sparkdeploy.sandbox.local import SandboxError, run
+from sparkdeploy.sandbox.local import SandboxError, run, runs, start_background, stop_process
 from sparkdeploy.weights import HUB_CLIENT
 
 SERVER_SCRIPT = PROJECT_ROOT / "tests" / "standins" / "hub_server.py"
@@ -28,6 +26,9 @@ WHEEL_DIR = PROJECT_ROOT / ".sparkdeploy" / "standins" / "hub-wheels"
 SANDBOX_GROUP_DATA = PROJECT_ROOT / "group_data" / "sandbox.py"
 # Debian trixie's Python, which the sandbox image has.
 SANDBOX_PYTHON = "3.13"
+# Besides openai/gpt-oss-120b: the repositories tests/standins/recipes/ load (a model and its
+# speculative draft model).
+EXTRA_REPOS = ("Qwen/Qwen3.6-35B-A3B-FP8", "z-lab/Qwen3.6-35B-A3B-DFlash")
 
 
 def hub_port() -> int:
@@ -58,31 +59,16 @@ def ensure_wheels(python_version: str = SANDBOX_PYTHON) -> Path:
 def serve(address: str, log_file: Path) -> dict[str, object]:
     """Start the stand-in hub on ``address`` in the background; return its pid and address."""
     port = hub_port()
-    wheels = ensure_wheels()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), "--bind", address, "--port", str(port),
-             "--wheels", str(wheels)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        server.wait(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        return {"pid": server.pid, "address": f"{address}:{port}"}
-    raise SandboxError(f"the stand-in hub on {address}:{port} did not start; see {log_file}")
+    command = [sys.executable, str(SERVER_SCRIPT), "--bind", address, "--port", str(port),
+               "--wheels", str(ensure_wheels()),
+               *[arg for repo in EXTRA_REPOS for arg in ("--extra-repo", repo)]]
+    pid = start_background(command, log_file, f"the stand-in hub on {address}:{port}")
+    return {"pid": pid, "address": f"{address}:{port}"}
 
 
 def stop(pid: int | None) -> None:
-    """Stop a hub started by :func:`serve` (only if that pid still runs it)."""
-    if pid and is_running(pid):
-        os.kill(pid, signal.SIGTERM)
+    stop_process(pid, str(SERVER_SCRIPT))
 
 
 def is_running(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return str(SERVER_SCRIPT).encode() in cmdline
+    return runs(pid, str(SERVER_SCRIPT))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparkdeploy.host_suite import ssh_config
-from sparkdeploy.sandbox import hub_standin, toolkit_repo
+from sparkdeploy.sandbox import hub_standin, registry_standin, toolkit_repo
 from sparkdeploy.sandbox.backends import DEFAULT_BACKEND, load_backend
 from sparkdeploy.sandbox.state import (
     SANDBOX_DIR,
@@ -35,6 +35,7 @@ class _StandinServer:
     stop: Callable[[int | None], None]
     is_running: Callable[[int | None], bool]
     log_file: Path
+    scheme: str = "http"
 
 
 # state field -> server
@@ -43,6 +44,9 @@ _SERVERS = {
                                   toolkit_repo.is_running, SANDBOX_DIR / "toolkit-repo.log"),
     "hub_server": _StandinServer("hub", hub_standin.serve, hub_standin.stop,
                                  hub_standin.is_running, SANDBOX_DIR / "hub.log"),
+    "registry_server": _StandinServer("registry", registry_standin.serve, registry_standin.stop,
+                                      registry_standin.is_running, SANDBOX_DIR / "registry.log",
+                                      scheme="https"),
 }
 
 
@@ -53,8 +57,10 @@ class UpResult:
     seconds: float
 
 
-def up(backend_name: str, variant: str, fresh: bool = False) -> UpResult:
-    """Start a sandbox, or keep the running one when it already has this backend and variant."""
+def up(backend_name: str, variant: str, fresh: bool = False,
+       progress: Callable[[str], None] = lambda _line: None) -> UpResult:
+    """Start a sandbox, or keep the running one when it already has this backend and variant;
+    either way it ends with the stand-ins its data points at installed."""
     started = time.monotonic()
     backend = load_backend(backend_name)
     current = load_state()
@@ -62,6 +68,7 @@ def up(backend_name: str, variant: str, fresh: bool = False) -> UpResult:
             and backend.is_up(current):
         if _restart_stopped_servers(current, backend.prepare()):
             save_state(current)
+        backend.install_standins(current, progress)
         return UpResult(current, True, time.monotonic() - started)
     down(backend_name)
     address = backend.prepare()
@@ -79,6 +86,7 @@ def up(backend_name: str, variant: str, fresh: bool = False) -> UpResult:
         setattr(state, field, record)
     save_state(state)
     SSH_CONFIG_FILE.write_text("".join(ssh_config(name, data) for name, data in state.hosts.items()))
+    backend.install_standins(state, progress)
     return UpResult(state, False, time.monotonic() - started)
 
 
@@ -107,7 +115,8 @@ def status() -> dict[str, str] | None:
     for field, server in _SERVERS.items():
         record = getattr(state, field)
         alive = server.is_running(record.get("pid"))
-        lines[server.label] = f"http://{record.get('address')} ({'serving' if alive else 'stopped'})"
+        lines[server.label] = (f"{server.scheme}://{record.get('address')} "
+                               f"({'serving' if alive else 'stopped'})")
     return lines
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
@@ -20,11 +22,11 @@ class SandboxError(Exception):
 
 def run(command: Sequence[str], *, check: bool = True, capture: bool = True,
         input: str | bytes | None = None, env: Mapping[str, str] | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess:
+        timeout: float | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
     """Run a local command; on failure raise :class:`SandboxError` with its stderr tail."""
     try:
         result = subprocess.run(
-            list(command), capture_output=capture, input=input, timeout=timeout,
+            list(command), capture_output=capture, input=input, timeout=timeout, cwd=cwd,
             text=not isinstance(input, bytes), env={**os.environ, **(env or {})},
         )
     except FileNotFoundError as exc:
@@ -53,3 +55,36 @@ def apt_install(packages: Sequence[str]) -> None:
                            "(sudo apt-get install …) or run as root")
     run(["apt-get", "update", "-q"], env=_APT_ENV)
     run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=_APT_ENV)
+
+
+def start_background(command: Sequence[str], log_file: Path, what: str) -> int:
+    """Start a stand-in server detached from this process, output to ``log_file``; its pid.
+
+    It must still run a second later (a taken port or a bad config ends it at once).
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        server = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        server.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        return server.pid
+    raise SandboxError(f"{what} did not start; see {log_file}")
+
+
+def runs(pid: int | None, *markers: str) -> bool:
+    """Whether process ``pid`` still runs a command line holding every marker (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return all(marker.encode() in cmdline for marker in markers)
+
+
+def stop_process(pid: int | None, *markers: str) -> None:
+    """Stop a server started by :func:`start_background`, if ``pid`` still is that server."""
+    if runs(pid, *markers):
+        os.kill(pid, signal.SIGTERM)

@@ -35,10 +35,13 @@ class SandboxState:
     hosts: dict[str, dict[str, Any]]
     # what the backend made: container, volume, image names, ...
     resources: dict[str, Any] = field(default_factory=dict)
-    # the stand-in servers on this machine (pid and address): the toolkit apt repository and
-    # the Hugging Face hub; the repository's address is where the sandbox reaches this machine
+    # the stand-in servers on this machine (pid and address): the toolkit apt repository, the
+    # Hugging Face hub and the image registry; the repository's address is where the sandbox
+    # reaches this machine
     repo_server: dict[str, Any] = field(default_factory=dict)
     hub_server: dict[str, Any] = field(default_factory=dict)
+    # the stand-in image registry upstream's prebuilt images are pulled from
+    registry_server: dict[str, Any] = field(default_factory=dict)
 
 
 def load_state() -> SandboxState | None:

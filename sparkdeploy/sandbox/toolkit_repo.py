@@ -8,17 +8,21 @@ makes that URL's host name resolve inside the sandbox.
 
 from __future__ import annotations
 
-import os
 import runpy
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sparkdeploy.data import PROJECT_ROOT
-from sparkdeploy.sandbox.local import SandboxError, require_commands, run
+from sparkdeploy.sandbox.local import (
+    SandboxError,
+    require_commands,
+    run,
+    runs,
+    start_background,
+    stop_process,
+)
 
 OUT_DIR = PROJECT_ROOT / ".sparkdeploy" / "standins" / "toolkit-repo"
 BUILD_SCRIPT = PROJECT_ROOT / "tests" / "standins" / "build_toolkit_repo.py"
@@ -58,34 +62,14 @@ def start(address: str, log_file: Path) -> dict[str, object]:
 
 def serve(directory: Path, address: str, port: int, log_file: Path) -> int:
     """Serve ``directory`` over HTTP on ``address:port`` in the background; return the pid."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", address, "--directory",
-             str(directory), str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-    try:
-        server.wait(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        return server.pid
-    raise SandboxError(f"the stand-in repository server on {address}:{port} did not start; "
-                       f"see {log_file}")
+    return start_background([sys.executable, "-m", "http.server", "--bind", address, "--directory",
+                             str(directory), str(port)], log_file,
+                            f"the stand-in repository server on {address}:{port}")
 
 
 def stop(pid: int | None) -> None:
-    """Stop a server started by :func:`serve` (only if that pid still runs http.server)."""
-    if pid and _is_repo_server(pid):
-        os.kill(pid, signal.SIGTERM)
+    stop_process(pid, "http.server", str(OUT_DIR))
 
 
 def is_running(pid: int | None) -> bool:
-    return bool(pid) and _is_repo_server(pid)
-
-
-def _is_repo_server(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"http.server" in cmdline and str(OUT_DIR).encode() in b" ".join(cmdline)
+    return runs(pid, "http.server", str(OUT_DIR))

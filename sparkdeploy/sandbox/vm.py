@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,10 @@ def describe(state: SandboxState) -> dict[str, str]:
         "image": resources.get("image", "?"),
         "serial log": str(instance.serial_log),
     }
+
+
+def install_standins(state: SandboxState, progress: Callable[[str], None]) -> None:
+    """Nothing: the VM serves no model (``recipe`` None), so no image, repository or weights."""
 
 
 def image_timings(state: SandboxState) -> dict[str, float]:

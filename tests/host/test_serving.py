@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sparkdeploy.data import upstream_checkout_dir
-from sparkdeploy.image_build import BUILD_LABEL
+from sparkdeploy.image_plan import BUILD, DIGEST_LABEL, IMAGE_LABEL, ImageRecord, image_reason
 from sparkdeploy.proxy import proxy_compose
 from sparkdeploy.vllm_service import build_vllm_service, local_url
 
@@ -53,24 +53,26 @@ def test_vllm_runs_the_current_image(host, host_data, vllm):
     assert container["Image"] == image["Id"], "vLLM still runs an older build of its image"
 
 
-def test_a_built_image_records_the_pinned_commit_and_build_args(host, host_data, vllm):
-    if not vllm.recipe.build_args:
-        pytest.skip("this recipe uses its image as given")
+def test_the_image_records_how_it_was_made_as_its_plan_says(host, vllm):
     labels = inspect(host, "image", vllm.recipe.container)["Config"]["Labels"] or {}
-    assert json.loads(labels[BUILD_LABEL]) == {"upstream_commit": host_data["upstream_commit"],
-                                               "build_args": list(vllm.recipe.build_args)}
-    metadata = host.run(f"docker run --rm --network none --entrypoint cat {vllm.recipe.container} "
-                        "/workspace/build-metadata.yaml")
-    assert f'build_script_commit: "{host_data["upstream_commit"]}"' in metadata.stdout
+    record = ImageRecord(True, identity=json.loads(labels.get(IMAGE_LABEL) or "null"),
+                         digest=labels.get(DIGEST_LABEL) or None)
+    assert image_reason(record, vllm.image) is None, f"image labels: {labels}"
+    if vllm.image.method != BUILD:
+        assert record.digest, "a pulled image records the registry digest it came from"
 
 
-def test_the_upstream_checkout_is_at_the_pinned_commit(host, host_data, vllm):
-    if not (vllm.recipe.build_args or vllm.recipe.mods):
+def test_the_upstream_checkout_is_roots_at_the_pinned_commit_without_hooks(host, host_data, vllm):
+    if not vllm.image.runs_upstream_script and not vllm.recipe.mods:
         pytest.skip("this recipe needs no upstream checkout")
     checkout = upstream_checkout_dir(host_data)
-    head = host.run(f"git -c safe.directory='*' -C {checkout} rev-parse HEAD")
+    head = host.run(f"git -c core.hooksPath=/dev/null -C {checkout} rev-parse HEAD")
     assert head.stdout.strip() == host_data["upstream_commit"]
-    assert host.file(checkout).user == host_data["service_user"]
+    directory = host.file(checkout)
+    assert (directory.user, directory.group) == ("root", "root")
+    assert not directory.mode & 0o022, "only root may write the checkout root builds from"
+    writable = host.run(f"find {checkout} -not -user root -o -perm /022 -not -type l | head -n 5")
+    assert writable.stdout.strip() == "", f"not root's alone: {writable.stdout}"
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,30 @@ from __future__ import annotations
 import pytest
 
 from sparkdeploy.facts import HubSnapshot
-from sparkdeploy.recipes import load_recipe
-from sparkdeploy.weights import check_snapshot, parse_listing, weights_plan
+from sparkdeploy.vllm_service import build_vllm_service
+from sparkdeploy.weights import check_snapshot, parse_listing, weights_plans
 
 
 @pytest.fixture(scope="module")
-def plan(host_data):
-    if not host_data.get("recipe"):
+def every_plan(host_data):
+    service = build_vllm_service("host", host_data)
+    if service is None:
         pytest.skip("this host serves no model")
-    recipe = load_recipe(str(host_data["recipe"]))
-    return weights_plan("host", host_data, recipe.model, recipe.source)
+    return weights_plans("host", host_data, service.repos, service.recipe.source)
 
 
-def test_the_snapshot_vllm_loads_is_complete_and_readable_by_root(host, host_data, plan):
-    command = HubSnapshot().command(plan.cache_dir, plan.repo_id, plan.revision)
-    listing = parse_listing(host.run(command).stdout.splitlines())
-    expect_nfs = plan.store == "nfs" and host_data.get("host_can_mount_nfs", True)
-    verdict = check_snapshot(listing, plan, expect_nfs=expect_nfs)
-    assert verdict.complete, verdict.reason
+@pytest.fixture(scope="module")
+def plan(every_plan):
+    return every_plan[0]
+
+
+def test_every_repository_vllm_loads_is_complete_and_readable_by_root(host, host_data, every_plan):
+    for plan in every_plan:
+        command = HubSnapshot().command(plan.cache_dir, plan.repo_id, plan.revision)
+        listing = parse_listing(host.run(command).stdout.splitlines())
+        expect_nfs = plan.store == "nfs" and host_data.get("host_can_mount_nfs", True)
+        verdict = check_snapshot(listing, plan, expect_nfs=expect_nfs)
+        assert verdict.complete, f"{plan.role} {plan.label}: {verdict.reason}"
 
 
 def test_no_download_is_left_running_or_failed(host, plan):

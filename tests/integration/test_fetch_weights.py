@@ -61,9 +61,9 @@ def home(tmp_path: Path) -> Path:
 
 
 def fetch(python: str, hub: Any, home: Path, mode: str = "run", run_id: str = "r1",
-          timeout: int = 120, revision: str | None = None) -> subprocess.CompletedProcess:
+          timeout: int = 120, revision: str | None = None, *extra: str) -> subprocess.CompletedProcess:
     args = [python, str(FETCH_SCRIPT), mode, "--repo", MODEL, "--cache-dir", str(home / "hub"),
-            "--run-dir", str(home / "run"), "--timeout", str(timeout), "--run-id", run_id]
+            "--run-dir", str(home / "run"), "--timeout", str(timeout), "--run-id", run_id, *extra]
     if revision:
         args += ["--revision", revision]
     env = {**os.environ, "HF_HOME": str(home), "HF_ENDPOINT": hub.endpoint}
@@ -159,3 +159,20 @@ def test_a_pinned_commit_is_fetched_without_moving_any_ref(hub_python, hub, home
     assert status(home)["commit"] == commit
     assert not (folder(home) / "refs").exists() or not list((folder(home) / "refs").iterdir())
     assert (folder(home) / "snapshots" / commit / "config.json").is_file()
+
+
+def test_weights_larger_than_vllms_share_are_refused_before_any_byte_is_fetched(hub_python, hub, home):
+    result = fetch(hub_python, hub, home, "run", "r1", 120, None, "--max-weight-bytes", str(2**20),
+                   "--limit-reason", "gpu_memory_utilization 0.8 of 128 GiB")
+    assert result.returncode == 4
+    assert status(home)["state"] == "too_large"
+    assert ("the weights of openai/gpt-oss-120b are 0.0 GiB, more than vLLM's 0.0 GiB share of "
+            "this host's memory (gpu_memory_utilization 0.8 of 128 GiB)") in status(home)["message"]
+    assert hub.file_requests() == []
+    assert not (folder(home) / "blobs").exists()
+
+
+def test_weights_within_the_share_are_fetched(hub_python, hub, home):
+    result = fetch(hub_python, hub, home, "run", "r1", 120, None, "--max-weight-bytes", str(2**30))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(home)["state"] == "done"

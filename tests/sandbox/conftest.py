@@ -7,6 +7,7 @@ an operator runs it (``pyinfra inventory.py deploy.py --limit sandbox``), drift 
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from sparkdeploy.apply import ApplyReport, apply_deploy
 from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.drift import pyinfra_executable
 from sparkdeploy.inventory import hosts_data, load_inventory
 from sparkdeploy.sandbox.state import HOST_NAME, SandboxState, load_state
 
@@ -105,3 +107,36 @@ def on_sandbox(sandbox: SandboxState):
         return output
 
     return run
+
+
+@pytest.fixture(scope="session")
+def changed_ops(deploy_file: str):
+    """Apply the deploy with ``--data`` overrides; return {host: labels of operations that changed}."""
+
+    def apply(*data: str) -> dict[str, list[str]]:
+        command = [pyinfra_executable(), "inventory.py", deploy_file, "-y", "--json", "--limit", HOST_NAME]
+        command += [arg for item in data for arg in ("--data", item)]
+        result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=False, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr[-4000:]
+        changes: dict[str, list[str]] = {}
+        for operation in (json.loads(result.stdout).get("results") or {}).get("operations", []):
+            for host in operation.get("success", []):
+                changes.setdefault(host, []).append(operation.get("name", "?"))
+        return changes
+
+    return apply
+
+
+@pytest.fixture
+def containers(on_sandbox, sandbox_data):
+    """Container name -> (id, started at) of the serving stack, read on demand."""
+    names = [sandbox_data["vllm_container_name"], "litellm", "litellm-db"]
+
+    def read() -> dict[str, tuple[str, str]]:
+        lines = on_sandbox("docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}}' "
+                           + " ".join(names)).split("\n")
+        return {name.lstrip("/"): (cid, started) for name, cid, started in
+                (line.split() for line in lines if line.strip())}
+
+    return read

@@ -1,58 +1,26 @@
 """Issue 6 end to end: deploy -> verify through the real proxy -> nothing rebuilt or restarted on a
 second deploy -> a new pinned commit rebuilds the image once and restarts vLLM once, not the proxy.
 
-Needs the stand-ins in the sandbox (``sparkdeploy standins install`` after ``sandbox up``).
+Needs the stand-ins in the sandbox (``sparkdeploy sandbox up`` installs them).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
-import pytest
-
-from sparkdeploy.data import PROJECT_ROOT
-from sparkdeploy.drift import pyinfra_executable
 from sparkdeploy.sandbox.state import HOST_NAME
 from sparkdeploy.standins import ensure_upstream_repo
 
 BUILD = "Start building"
+PULL = "Start pulling"
 VLLM_UP = "Start or update vLLM"
 PROXY_UP = "Start or update the LiteLLM proxy"
 
 
-def deploy(*data: str) -> dict[str, list[str]]:
-    """Apply deploy.py to the sandbox with ``--data`` overrides; return {host: changed op labels}."""
-    command = [pyinfra_executable(), "inventory.py", "deploy.py", "-y", "--json", "--limit", HOST_NAME]
-    command += [arg for item in data for arg in ("--data", item)]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-4000:]
-    changes: dict[str, list[str]] = {}
-    for operation in (json.loads(result.stdout).get("results") or {}).get("operations", []):
-        for host in operation.get("success", []):
-            changes.setdefault(host, []).append(operation.get("name", "?"))
-    return changes
-
-
-@pytest.fixture
-def containers(on_sandbox, sandbox_data):
-    """Container name -> (id, started at) of the serving stack, read on demand."""
-    names = [sandbox_data["vllm_container_name"], "litellm", "litellm-db"]
-
-    def read() -> dict[str, tuple[str, str]]:
-        lines = on_sandbox("docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}}' "
-                           + " ".join(names)).split("\n")
-        return {name.lstrip("/"): (cid, started) for name, cid, started in
-                (line.split() for line in lines if line.strip())}
-
-    return read
-
-
 def image_label(on_sandbox, image: str) -> dict[str, Any]:
     return json.loads(on_sandbox(f"docker image inspect --format "
-                                 f"'{{{{index .Config.Labels \"io.sparkdeploy.build\"}}}}' {image}"))
+                                 f"'{{{{index .Config.Labels \"io.sparkdeploy.image\"}}}}' {image}"))
 
 
 def test_verify_passes_through_the_real_proxy_with_the_callback(converged, sparkdeploy, on_sandbox):
@@ -63,21 +31,22 @@ def test_verify_passes_through_the_real_proxy_with_the_callback(converged, spark
     assert "litellm_tool_fix" in on_sandbox("cat /opt/sparkdeploy/litellm/config.yaml")
 
 
-def test_a_second_deploy_rebuilds_and_restarts_nothing(converged, containers):
+def test_a_second_deploy_rebuilds_and_restarts_nothing(converged, changed_ops, containers):
     before = containers()
-    changes = deploy()
+    changes = changed_ops()
     assert changes == {}, f"a converged deploy still changed: {changes}"
     assert containers() == before
 
 
-def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, containers, on_sandbox,
+def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, changed_ops, containers,
+                                                                  on_sandbox,
                                                                   sandbox_data):
     pinned = sandbox_data["upstream_commit"]
     later = [commit for commit in ensure_upstream_repo() if commit != pinned][-1]
     image = "vllm-node-mxfp4"
     before = containers()
     try:
-        changed = deploy(f"upstream_commit={later}")[HOST_NAME]
+        changed = changed_ops(f"upstream_commit={later}")[HOST_NAME]
         assert sum(BUILD in label for label in changed) == 1, changed
         assert sum(VLLM_UP in label for label in changed) == 1, changed
         assert not any(PROXY_UP in label for label in changed), changed
@@ -86,19 +55,20 @@ def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, con
         assert after[vllm] != before[vllm]
         assert after["litellm"] == before["litellm"] and after["litellm-db"] == before["litellm-db"]
         assert image_label(on_sandbox, image)["upstream_commit"] == later
-        assert deploy(f"upstream_commit={later}") == {}, "the same commit again must change nothing"
+        assert changed_ops(f"upstream_commit={later}") == {}, "the same commit again must change nothing"
     finally:
-        deploy()  # back to the pinned commit, for the tests after this one
+        changed_ops()  # back to the pinned commit, for the tests after this one
     assert image_label(on_sandbox, image)["upstream_commit"] == pinned
 
 
-def test_switching_the_recipe_is_one_data_change_and_one_deploy(converged, containers, sparkdeploy,
+def test_switching_the_recipe_is_one_data_change_and_one_deploy(converged, changed_ops, containers,
+                                                                 sparkdeploy,
                                                                  sandbox_data):
     name = sandbox_data["vllm_container_name"]
     switched = "recipe=tests/standins/recipes/gpt-oss-120b-coder.yaml"
     before = containers()
     try:
-        changed = deploy(switched)[HOST_NAME]
+        changed = changed_ops(switched)[HOST_NAME]
         assert sum(VLLM_UP in label for label in changed) == 1, changed
         assert sum(PROXY_UP in label for label in changed) == 1, changed  # its route list changed
         assert not any(BUILD in label for label in changed), "same image and build args: no build"
@@ -107,14 +77,14 @@ def test_switching_the_recipe_is_one_data_change_and_one_deploy(converged, conta
         assert result.returncode == 0, result.stdout + result.stderr
         assert "gpt-oss-coder" in result.stdout and "FAIL" not in result.stdout
     finally:
-        deploy()  # back to the sandbox's recipe for the tests after this one
+        changed_ops()  # back to the sandbox's recipe for the tests after this one
 
 
-def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, sparkdeploy, on_sandbox,
+def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, changed_ops, sparkdeploy, on_sandbox,
                                                               sandbox_data):
     keyed = "vllm_api_key_enabled=true"
     try:
-        changed = deploy(keyed)[HOST_NAME]
+        changed = changed_ops(keyed)[HOST_NAME]
         assert sum(VLLM_UP in label for label in changed) == 1, changed
         assert sum(PROXY_UP in label for label in changed) == 1, changed
         url = f"http://{sandbox_data['vllm_private_address']}:8000/v1/models"
@@ -125,4 +95,4 @@ def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, sparkde
         assert result.returncode == 0, result.stdout + result.stderr  # vLLM with the key, and the proxy
         assert "FAIL" not in result.stdout
     finally:
-        deploy()
+        changed_ops()

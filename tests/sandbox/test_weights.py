@@ -29,6 +29,7 @@ import pytest
 
 from sparkdeploy.host_suite import ssh_config
 from sparkdeploy.inventory import hosts_data, load_inventory
+from sparkdeploy.model_repos import ModelRepo
 from sparkdeploy.sandbox import hub_standin, toolkit_repo
 from sparkdeploy.sandbox.state import load_state
 from sparkdeploy.weights import check_snapshot, parse_listing, weights_plan
@@ -98,7 +99,7 @@ def hub(target: Sandbox) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def plan(target: Sandbox):
-    return weights_plan(HOST, target.data, MODEL, "recipes/openai-gpt-oss-120b.yaml")
+    return weights_plan(HOST, target.data, ModelRepo(MODEL, "model"), "recipes/openai-gpt-oss-120b.yaml")
 
 
 @pytest.fixture
@@ -198,9 +199,21 @@ def test_interrupted_download_resumes_with_a_range_request(target, fresh, plan):
     assert snapshot_verdict(target, plan).complete
 
 
+def test_weights_larger_than_vllms_share_are_refused_before_downloading(target, fresh, plan):
+    fresh.options.advertised_lfs_size = 10**12
+    result = deploy(fresh)
+    assert result.returncode != 0
+    line = next(line for line in result.stderr.splitlines() if "cannot load here" in line)
+    assert "the weights of openai/gpt-oss-120b are 1862.6 GiB, more than vLLM's 89.6 GiB" in line
+    assert "(gpu_memory_utilization 0.7 of 128 GiB)" in line
+    assert [r for r in fresh.file_requests() if r.path.endswith(".safetensors")] == []
+    fresh.options.advertised_lfs_size = None
+
+
 def test_not_enough_disk_is_an_error_naming_both_numbers(target, fresh, plan):
     fresh.options.advertised_lfs_size = 10**15
-    result = deploy(fresh)
+    # a memory pool that holds any weights: the disk check is the one that refuses
+    result = deploy(fresh, "spark_memory_gib=100000000")
     assert result.returncode != 0
     line = next(line for line in result.stderr.splitlines() if "not enough disk space" in line)
     assert "needs 2000.0 TB (2000000000" in line and "bytes) are free on the filesystem of" in line

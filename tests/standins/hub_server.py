@@ -44,6 +44,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 DEFAULT_REPO_ID = "openai/gpt-oss-120b"
 # Bigger than the client's 10 MiB write chunk, so a body cut after 12 MiB leaves a partial file.
 DEFAULT_SHARD_BYTES = 16 * 2**20
+# Further repositories (a draft model, another model) only need to be there, not to be big.
+EXTRA_SHARD_BYTES = 2**20
 _CHUNK = 64 * 1024
 
 
@@ -480,7 +482,8 @@ def tiny_gpt_oss(repo_id: str = DEFAULT_REPO_ID, shard_bytes: int = DEFAULT_SHAR
     }
     text_files = {
         ".gitattributes": "*.safetensors filter=lfs diff=lfs merge=lfs -text\n",
-        "README.md": "# gpt-oss-120b (stand-in)\n\nA tiny repository with gpt-oss's layout, for tests.\n",
+        "README.md": (f"# {repo_id.split('/')[1] if repo_id != DEFAULT_REPO_ID else 'gpt-oss-120b'} "
+                      "(stand-in)\n\nA tiny repository with gpt-oss's layout, for tests.\n"),
         "config.json": json.dumps(config, indent=2),
         "generation_config.json": json.dumps({"bos_token_id": 1, "eos_token_id": [0, 3]}, indent=2),
         "tokenizer.json": json.dumps(tokenizer),
@@ -504,6 +507,8 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
                         help="address to listen on: loopback, or a Docker bridge's gateway address")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--repo-id", default=DEFAULT_REPO_ID)
+    parser.add_argument("--extra-repo", action="append", default=[], metavar="ORG/NAME",
+                        help="also serve a small repository of the same layout under this id")
     parser.add_argument("--shard-bytes", type=int, default=DEFAULT_SHARD_BYTES)
     parser.add_argument("--token", help="gate the repository behind this token")
     parser.add_argument("--wheels", type=Path, help="serve these wheels as a PEP 503 index at /simple/")
@@ -515,11 +520,13 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
 def main(argv: Iterable[str] | None = None) -> None:
     args = parse_args(argv)
     repo = tiny_gpt_oss(args.repo_id, args.shard_bytes, gated=bool(args.token))
-    hub = HubServer([repo], bind=args.bind, port=args.port, wheel_dir=args.wheels,
+    extra = [tiny_gpt_oss(repo_id, EXTRA_SHARD_BYTES) for repo_id in args.extra_repo]
+    hub = HubServer([repo, *extra], bind=args.bind, port=args.port, wheel_dir=args.wheels,
                     options=HubOptions(token=args.token, bytes_per_second=args.bytes_per_second),
                     request_log=args.request_log).start()
-    print(f"stand-in hub for {repo.repo_id} ({repo.total_bytes} bytes, commit {repo.commit}) "
-          f"at {hub.endpoint}", file=sys.stderr, flush=True)
+    for served in (repo, *extra):
+        print(f"stand-in hub for {served.repo_id} ({served.total_bytes} bytes, commit "
+              f"{served.commit}) at {hub.endpoint}", file=sys.stderr, flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -68,11 +68,18 @@ def test_unknown_recipe_name_lists_available_recipes():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: [unclosed\n", "YAML syntax error at line 2, column 1: expected ',' or ']'"),
+        ("name: [unclosed\n", "line 2, column 1: YAML syntax error: expected ',' or ']'"),
         ("- a list\n", "a recipe must be a YAML mapping, got list"),
         (MINIMAL.replace('recipe_version: "1"\n', ""), "key 'recipe_version': required key is missing"),
         (MINIMAL.replace("container: vllm-node\n", ""), "key 'container': required key is missing"),
-        (MINIMAL + "ports: [8000]\n", "key 'ports': unknown recipe key (allowed: recipe_version, name,"),
+        (MINIMAL + "env: [A=1]\n", "key 'env': expected a mapping of environment variables, got a "
+         "non-empty list"),
+        (MINIMAL + "name: Again\n", "line 8, column 1: duplicate key 'name' with another value"),
+        (MINIMAL + "? !!binary aGk=\n: 1\n", "a key must be a plain string"),
+        (MINIMAL.replace("vllm-node", '""'), "key 'container': '' is not an image reference"),
+        (MINIMAL.replace("vllm-node", "'vllm node;rm -rf /'"), "is not an image reference"),
+        (MINIMAL.replace("vllm-node", "Vllm-Node"), "is not an image reference"),
+        (MINIMAL + "  max_model_len: .inf\n", "key 'defaults.max_model_len': inf is not a finite number"),
         (MINIMAL + "solo_only: yes please\n", "key 'solo_only': expected true or false, got string"),
         (MINIMAL + "build_args: --exp-mxfp4\n", "key 'build_args': expected a list"),
         (MINIMAL + "env:\n  A: [1]\n", "key 'env.A': expected a string, number or boolean, got list"),
@@ -128,7 +135,9 @@ def test_host_override_of_the_wrong_type_is_an_error(write_recipe, overrides, ex
 
 
 def test_a_float_default_accepts_an_integer_override(write_recipe):
-    recipe = load_recipe(write_recipe(MINIMAL + "  gpu_memory_utilization: 0.7\n"))
+    recipe = load_recipe(write_recipe(MINIMAL.replace("{port}", "{port} --gpu-memory-utilization "
+                                                      "{gpu_memory_utilization}")
+                                      + "  gpu_memory_utilization: 0.7\n"))
     values = placeholder_values(recipe, {"gpu_memory_utilization": 1}, solo=True, source="t")
     assert values["gpu_memory_utilization"] == 1
 
@@ -142,3 +151,85 @@ def test_solo_forces_tensor_parallel_one_and_strips_executor_backend(write_recip
     assert render(recipe) == ("vllm serve org/model --port 8000 --tensor-parallel-size 1 "
                               "--enforce-eager")
     assert "--distributed-executor-backend ray" in render(recipe, solo=False)
+
+
+def test_bad_recipes_are_refused_with_the_file_and_never_a_traceback(write_recipe, tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(MINIMAL.encode() + b"description: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1.yaml: line 8: not UTF-8 text \(byte 0xe9\)"):
+        load_recipe(str(latin1))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]\n"
+        for prev, name in zip("abcdefgh", "bcdefghi", strict=True))
+    with pytest.raises(ConfigError, match="more than 50 aliases"):
+        load_recipe(write_recipe(MINIMAL + bomb))
+
+
+def test_an_unknown_key_is_a_warning_with_a_near_miss_suggestion(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "build_arg: [--exp-mxfp4]\nnotes: tested on 2 Sparks\n"))
+    assert recipe.build_args == ()
+    assert len(recipe.warnings) == 2
+    assert ("key 'build_arg' is not a recipe key and is ignored (did you mean 'build_args'?)"
+            in recipe.warnings[0])
+    assert recipe.warnings[1].endswith("key 'notes' is not a recipe key and is ignored")
+
+
+def test_a_key_repeated_with_the_same_value_is_a_warning(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "container: vllm-node\n"))
+    assert recipe.container == "vllm-node"
+    assert recipe.warnings[0].endswith("line 8: key 'container' repeats the same value")
+
+
+def test_an_empty_env_list_is_an_empty_environment(write_recipe):
+    assert load_recipe(write_recipe(MINIMAL + "env: []\n")).env == {}
+
+
+def test_a_comment_line_in_the_command_is_left_out_as_its_author_meant(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace(
+        "  vllm serve org/model --port {port}\n",
+        "  vllm serve org/model \\\n    # --enforce-eager \\\n    --port {port} \\\n    #--last\n")))
+    assert command_argv(render(recipe), recipe.source) == ["vllm", "serve", "org/model", "--port", "8000"]
+    assert [warning.split(": ", 1)[1] for warning in recipe.warnings] == [
+        "command line 2 is a comment and is left out (# --enforce-eager \\)",
+        "command line 4 is a comment and is left out (#--last)"]
+
+
+def test_a_backslash_followed_by_spaces_continues_the_line_with_a_warning(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace(
+        "  vllm serve org/model --port {port}\n",
+        "  vllm serve org/model \\  \n    --port {port}\t\\\t\n    --enforce-eager\n")))
+    assert command_argv(render(recipe), recipe.source) == [
+        "vllm", "serve", "org/model", "--port", "8000", "--enforce-eager"]
+    assert len(recipe.warnings) == 2 and "line 1 ends in a backslash followed by spaces" in recipe.warnings[0]
+
+
+def test_crlf_line_ends_and_blank_lines_inside_the_command_are_whitespace(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace(
+        "  vllm serve org/model --port {port}\n", "  vllm serve org/model \\\r\n\n    --port {port}\n")))
+    assert command_argv(render(recipe), recipe.source) == ["vllm", "serve", "org/model", "--port", "8000"]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"max_model_lenn": 4096}, "key 'vllm_params.max_model_lenn': the command of"),
+    ({"prot": 9000}, "has no placeholder {prot} (did you mean 'port'?) (allowed: port"),
+    ({"port": 70000}, "'vllm_params.port': 70000 is out of range (allowed: a whole number from 1 to 65535)"),
+    ({"port": -1}, "key 'vllm_params.port': -1 is out of range"),
+])
+def test_a_host_value_no_placeholder_uses_or_out_of_range_is_an_error(write_recipe, overrides, expected):
+    recipe = load_recipe(write_recipe(MINIMAL))
+    with pytest.raises(ConfigError) as error:
+        render(recipe, overrides)
+    assert expected in str(error.value)
+
+
+def test_a_recipe_default_out_of_range_names_the_recipe(write_recipe):
+    path = write_recipe(MINIMAL.replace("port: 8000", "port: 0"))
+    with pytest.raises(ConfigError, match=r"recipe.yaml: key 'defaults.port': 0 is out of range"):
+        render(load_recipe(path))
+
+
+def test_a_non_positive_max_model_len_is_refused(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL.replace("{port}", "{port} --max-model-len {max_model_len}")
+                                      + "  max_model_len: 4096\n"))
+    with pytest.raises(ConfigError, match=r"key 'vllm_params\.max_model_len': 0 is out of range"):
+        render(recipe, {"max_model_len": 0})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -69,7 +71,8 @@ def test_vllm_container_contract(inventory_data):
 
 
 def test_cache_mounts_appear_once_and_the_recipe_source_wins(inventory_data):
-    data = inventory_data(service_home="/srv/cluster")
+    # the seed recipe names /home/cluster: outside this service home, so only with the opt-in
+    data = inventory_data(service_home="/srv/cluster", recipe_allowed_mounts=["/home/cluster"])
     volumes = vllm_service(data, PEGASUS)["volumes"]
     targets = [volume.split(":")[1] for volume in volumes]
     assert len(targets) == len(set(targets)) == 7
@@ -152,7 +155,8 @@ def test_host_data_of_the_wrong_type_is_an_error_naming_host_and_key(inventory_d
 
 
 def test_cluster_only_recipe_is_refused_on_a_single_spark(inventory_data, write_recipe):
-    path = write_recipe('recipe_version: "1"\nname: Big\ncontainer: vllm-node\ncluster_only: true\n'
+    path = write_recipe('recipe_version: "1"\nname: Big\nmodel: big/model\ncontainer: vllm-node\n'
+                        "cluster_only: true\n"
                         "command: vllm serve big/model\n")
     with pytest.raises(ConfigError, match=r"key 'cluster_only'.*needs a cluster"):
         validate_inventory(inventory_data(recipe=path))
@@ -168,7 +172,7 @@ def test_cluster_only_recipe_is_refused_on_a_single_spark(inventory_data, write_
     ],
 )
 def test_unsupported_extra_docker_args_are_errors(inventory_data, write_recipe, extra, expected):
-    path = write_recipe('recipe_version: "1"\nname: X\ncontainer: vllm-node\n'
+    path = write_recipe('recipe_version: "1"\nname: X\nmodel: org/model\ncontainer: vllm-node\n'
                         f"extra_docker_args: {extra}\ncommand: vllm serve org/model\n")
     with pytest.raises(ConfigError, match="key 'extra_docker_args'") as error:
         validate_inventory(inventory_data(recipe=path))
@@ -177,9 +181,10 @@ def test_unsupported_extra_docker_args_are_errors(inventory_data, write_recipe, 
 
 def test_extra_docker_args_map_onto_compose_keys(inventory_data, write_recipe):
     path = write_recipe(
-        'recipe_version: "1"\nname: X\ncontainer: vllm-node\ncommand: vllm serve org/model\n'
+        'recipe_version: "1"\nname: X\nmodel: org/model\ncontainer: vllm-node\n'
+        "command: vllm serve org/model\n"
         "extra_docker_args: --ulimit memlock=-1:-1 --shm-size=64g -e NCCL_DEBUG=INFO --cap-add IPC_LOCK\n")
-    service = vllm_service(inventory_data(recipe=path), PEGASUS)
+    service = vllm_service(inventory_data(recipe=path, recipe_allow_privileges=True), PEGASUS)
     assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
     assert service["shm_size"] == "64g"
     assert service["environment"]["NCCL_DEBUG"] == "INFO"
@@ -187,14 +192,16 @@ def test_extra_docker_args_map_onto_compose_keys(inventory_data, write_recipe):
 
 
 def test_mods_run_once_per_container_before_vllm(inventory_data, write_recipe):
-    path = write_recipe('recipe_version: "1"\nname: X\ncontainer: vllm-node\nmods: [mods/fix-a]\n'
+    path = write_recipe('recipe_version: "1"\nname: X\nmodel: org/model\ncontainer: vllm-node\n'
+                        "mods: [mods/fix-a]\n"
                         "command: vllm serve org/model --port 8000\n")
     service = vllm_service(inventory_data(recipe=path), PEGASUS)
     script = service["command"][2]
     assert service["command"][:2] == ["bash", "-c"]
     assert "if [ ! -e /workspace/.sparkdeploy-mods-applied ]" in script
     assert script.endswith("exec vllm serve org/model --port 8000 --host 172.17.0.1")
-    assert "/home/cluster/spark-vllm-docker/mods/fix-a:/opt/sparkdeploy-mods/fix-a:ro" in service["volumes"]
+    mount = "/opt/sparkdeploy/spark-vllm-docker/mods/fix-a:/opt/sparkdeploy-mods/fix-a:ro"
+    assert mount in service["volumes"]
 
 
 def test_render_command_writes_files_without_contacting_hosts(tmp_path):
@@ -275,3 +282,57 @@ def test_a_proxy_cannot_route_to_a_vllm_that_is_not_exposed(inventory_data):
 def test_listen_address_is_not_a_recipe_parameter(inventory_data):
     with pytest.raises(ConfigError, match=r"vllm_params\.host'.*follows vllm_expose_to_lan"):
         validate_inventory(inventory_data(vllm_params={"host": "0.0.0.0"}))
+
+
+X_RECIPE = 'recipe_version: "1"\nname: X\nmodel: org/model\ncontainer: vllm-node\n'
+
+
+@pytest.mark.parametrize(("extra", "problem", "opt_in"), [
+    ("-v /:/host:rw", "mounts /, outside the service home and the model store", "recipe_allowed_mounts"),
+    ("-v /home/cluster/../../root/.ssh:/x", "mounts /root/.ssh, outside", "recipe_allowed_mounts"),
+    ("-v relative:/x", "the host side must be an absolute path", None),
+    ("--privileged", "--privileged gives the container power over the host", "recipe_allow_privileges"),
+    ("--cap-add SYS_ADMIN", "--cap-add gives the container power", "recipe_allow_privileges"),
+    ("--device /dev/mem", "--device gives the container power", "recipe_allow_privileges"),
+    ("--security-opt=apparmor=unconfined", "--security-opt gives", "recipe_allow_privileges"),
+])
+def test_a_recipe_is_not_root_on_the_host_without_saying_so(inventory_data, write_recipe, extra,
+                                                            problem, opt_in):
+    path = write_recipe(X_RECIPE + f"extra_docker_args: {extra}\ncommand: vllm serve org/model\n")
+    with pytest.raises(ConfigError, match="key 'extra_docker_args'") as error:
+        validate_inventory(inventory_data(recipe=path))
+    assert problem in str(error.value)
+    if opt_in:
+        assert opt_in in str(error.value)
+
+
+def test_the_operator_can_opt_in_to_a_recipes_mounts_and_privileges(inventory_data, write_recipe):
+    path = write_recipe(X_RECIPE + "extra_docker_args: -v /srv/datasets:/data:ro --privileged "
+                        "--cap-add SYS_NICE\ncommand: vllm serve org/model\n")
+    service = vllm_service(inventory_data(recipe=path, recipe_allowed_mounts=["/srv/datasets"],
+                                          recipe_allow_privileges=True), PEGASUS)
+    assert "/srv/datasets:/data:ro" in service["volumes"]
+    assert service["privileged"] is True and service["cap_add"] == ["SYS_NICE"]
+
+
+@pytest.mark.parametrize("mod", ["../../root/.ssh", "/etc", "mods/../../x", "mods/a b", "mods/$(id)"])
+def test_mods_stay_inside_the_upstream_checkout(inventory_data, write_recipe, mod):
+    path = write_recipe(X_RECIPE + f"mods: [{mod!r}]\ncommand: vllm serve org/model\n")
+    with pytest.raises(ConfigError, match=r"key 'mods\[0\]'.*is not a directory inside the upstream"):
+        validate_inventory(inventory_data(recipe=path))
+
+
+def test_dollars_reach_the_container_unchanged_through_compose(inventory_data, write_recipe, tmp_path):
+    path = write_recipe(X_RECIPE + "env:\n  PROMPT_PREFIX: 'costs $5, see ${HOME}'\n"
+                        "command: vllm serve org/model --chat-template-content-format '$x'\n")
+    data = inventory_data(recipe=path)
+    plan = plan_host(PEGASUS, data, validate_inventory(data))
+    compose = next(f for f in plan.vllm_files if f.path.endswith("compose.yaml")).content
+    assert "costs $$5, see $${HOME}" in compose and "$$x" in compose
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
+        (tmp_path / "compose.yaml").write_text(compose)
+        resolved = subprocess.run(["docker", "compose", "-f", str(tmp_path / "compose.yaml"),
+                                   "config", "--format", "json"], capture_output=True, text=True)
+        environment = json.loads(resolved.stdout)["services"]["vllm"]["environment"]
+        assert environment["PROMPT_PREFIX"] == "costs $5, see ${HOME}"

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from sparkdeploy import standins
+from sparkdeploy.sandbox import registry_standin
 from sparkdeploy.serving_facts import ContainerStates
 
 
@@ -40,8 +41,30 @@ def test_an_image_hash_changes_with_its_files(tmp_path, monkeypatch):
 
 
 def test_container_states_are_read_by_name():
-    output = ['"/vllm_node" "running" "healthy"', '"/litellm" "restarting" null', "garbage"]
+    output = ['"/vllm_node" "running" "sha256:1" "healthy"', '"/litellm" "restarting" "sha256:2" null',
+              "garbage"]
     assert ContainerStates().process(output) == {
-        "vllm_node": {"status": "running", "health": "healthy"},
-        "litellm": {"status": "restarting", "health": None},
+        "vllm_node": {"status": "running", "image": "sha256:1", "health": "healthy"},
+        "litellm": {"status": "restarting", "image": "sha256:2", "health": None},
     }
+
+
+def test_the_stand_in_upstream_pulls_what_the_sandbox_data_says_upstream_pulls():
+    script = (standins.UPSTREAM_SOURCE / "build-and-copy.sh").read_text()
+    prebuilt = standins.sandbox_data()["upstream_prebuilt_images"]
+    assert f'PREBUILT_RUNNER_IMAGE="{prebuilt["default"]}"' in script
+    assert f'PREBUILT_B12X_RUNNER_IMAGE="{prebuilt["b12x"]}"' in script
+    host = registry_standin.certs_dir_name()
+    assert all(reference.startswith(host + "/") for reference in prebuilt.values())
+    pushed = {f"{host}/{path}" for path in standins.PREBUILT_IMAGES.values()}
+    assert set(prebuilt.values()) <= pushed
+
+
+def test_the_stand_in_recipes_weights_are_on_the_stand_in_hub():
+    from sparkdeploy.sandbox.hub_standin import EXTRA_REPOS
+    from sparkdeploy.vllm_service import build_vllm_service
+
+    data = {**standins.sandbox_data(), "recipe": "tests/standins/recipes/qwen3.6-35b-a3b-dflash.yaml"}
+    service = build_vllm_service("sandbox", data)
+    assert [repo.repo_id for repo in service.repos] == list(EXTRA_REPOS)
+    assert service.image.source == standins.sandbox_data()["upstream_prebuilt_images"]["default"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sparkdeploy.data import documented_defaults
-from sparkdeploy.image_build import build_spec
+from sparkdeploy.image_build import image_job
 from sparkdeploy.vllm_service import build_vllm_service
-from sparkdeploy.waits import Reporter, follow_build, wait_until_up
+from sparkdeploy.waits import Reporter, follow_image_job, wait_until_up
 
 
 class ScriptedHost:
@@ -39,17 +39,17 @@ class Clock:
 
 def spec(timeout=600):
     data = {**documented_defaults(), "recipe": "openai-gpt-oss-120b", "upstream_build_timeout": timeout}
-    return build_spec(build_vllm_service("spark", data), data)
+    return image_job(build_vllm_service("spark", data).image, "spark", data)
 
 
 def test_a_build_reports_progress_until_it_succeeds():
     host = ScriptedHost({"if [ -f": [(True, ["running", "Step 1/9"]), (True, ["running", "Step 5/9"]),
                                      (True, ["0", "done"])]})
     clock = Clock()
-    assert follow_build(host.run, spec(), 30, clock.reporter())
+    assert follow_image_job(host.run, spec(), 30, clock.reporter())
     assert clock.info[0] == "building vllm-node-mxfp4 (0 s): Step 1/9"
     assert clock.info[1] == "building vllm-node-mxfp4 (30 s): Step 5/9"
-    assert clock.info[2].startswith("built vllm-node-mxfp4 in 1 min 00 s")
+    assert clock.info[2].startswith("vllm-node-mxfp4 is ready after 1 min 00 s")
     assert not clock.errors
 
 
@@ -57,31 +57,31 @@ def test_a_failed_build_names_the_log_and_shows_its_tail():
     host = ScriptedHost({"if [ -f": [(True, ["2", "error: no space left"])],
                          "tail -n 15": [(True, ["line a", "error: no space left"])]})
     clock = Clock()
-    assert not follow_build(host.run, spec(), 30, clock.reporter())
+    assert not follow_image_job(host.run, spec(), 30, clock.reporter())
     (error,) = clock.errors
     assert "failed (exit 2); the running image and services are untouched" in error
-    assert "log: /var/log/sparkdeploy/build-vllm-node-mxfp4.log" in error
+    assert "log: /var/log/sparkdeploy/image-vllm-node-mxfp4.log" in error
     assert error.endswith("\n    line a\n    error: no space left")
 
 
 def test_a_timed_out_build_says_so():
     host = ScriptedHost({"if [ -f": [(True, ["124", "stopped"])]})
     clock = Clock()
-    assert not follow_build(host.run, spec(timeout=5400), 30, clock.reporter())
+    assert not follow_image_job(host.run, spec(timeout=5400), 30, clock.reporter())
     assert "timed out after 5400 s" in clock.errors[0]
 
 
 def test_a_build_that_vanished_without_status_fails():
     host = ScriptedHost({"if [ -f": [(True, ["vanished", ""])]})
     clock = Clock()
-    assert not follow_build(host.run, spec(), 30, clock.reporter())
+    assert not follow_image_job(host.run, spec(), 30, clock.reporter())
     assert "stopped without a result" in clock.errors[0]
 
 
 def test_following_gives_up_after_the_timeout_and_grace():
     host = ScriptedHost({"if [ -f": [(True, ["running", "still compiling"])]})
     clock = Clock()
-    assert not follow_build(host.run, spec(timeout=60), 30, clock.reporter())
+    assert not follow_image_job(host.run, spec(timeout=60), 30, clock.reporter())
     assert "gave no result within 60 s" in clock.errors[0]
     assert clock.now <= 60 + 120 + 30
 

@@ -14,6 +14,7 @@ import pytest
 
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.facts import HubSnapshot
+from sparkdeploy.model_repos import ModelRepo
 from sparkdeploy.waits import Reporter
 from sparkdeploy.weights import (
     SnapshotListing,
@@ -34,7 +35,8 @@ BASE = {"service_user": "cluster", "model_store": "hf_cache", "model_store_nfs_d
 
 
 def plan_for(**data: Any):
-    return weights_plan("spark", {**BASE, **data}, REPO, "recipes/openai-gpt-oss-120b.yaml")
+    repo = ModelRepo(REPO, "model", data.get("model_revision"))
+    return weights_plan("spark", {**BASE, **data}, repo, "recipes/openai-gpt-oss-120b.yaml")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ def test_bad_data_is_a_config_error_naming_the_key(key, value, problem):
 
 def test_a_recipe_without_a_repository_id_names_the_recipe():
     with pytest.raises(ConfigError, match=r"recipes/x.yaml: key 'model': None is not a Hugging Face"):
-        weights_plan("spark", BASE, None, "recipes/x.yaml")
+        weights_plan("spark", BASE, ModelRepo(None, "model"), "recipes/x.yaml")
 
 
 @pytest.mark.parametrize("token", ["hf_xxx", "short", "hf_with space in it", 12345678])
