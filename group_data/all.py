@@ -74,6 +74,33 @@ recipe_allowed_mounts = []
 # Let recipes use --privileged, --cap-add, --device and --security-opt (power over the host).
 recipe_allow_privileges = False
 
+# --- Two Sparks as one (a cluster over the ConnectX-7 link) --------------------------------
+# Cluster this host is a node of: the hosts sharing the value, in inventory order, head first
+# (set it in group_data/<group>.py); None = a single Spark.
+cluster_group = None
+# Link interfaces, one per twin of the QSFP port (the outer port's two PCIe x4 twins).
+cluster_link_interfaces = ["enp1s0f1np1", "enP2p1s0f1np1"]
+# One subnet per twin (never the same subnet on both twins).
+cluster_link_subnets = ["192.168.177.0/24", "192.168.178.0/24"]
+# Host number of the head in each subnet; rank R gets first_host + R (.11, .12, ...).
+cluster_link_first_host = 11
+# This node's link addresses with prefix, one per twin; None = from the subnets and its rank.
+cluster_link_addresses = None
+# MTU of the link interfaces (9000: the community default; NVIDIA's RoCE guidance: 4200).
+cluster_link_mtu = 9000
+# RoCE devices NCCL uses (NCCL_IB_HCA); both twins for the full 200G.
+cluster_rdma_devices = ["rocep1s0f1", "roceP2p1s0f1"]
+# Port the head's rendezvous (or Ray head) listens on.
+cluster_master_port = 29501
+# How ranks join: "no-ray" (vLLM's own multi-node runtime, upstream's default) or "ray".
+cluster_executor = "no-ray"
+# Locked-memory limit of cluster ranks (-1 = unlimited; RDMA pins memory).
+cluster_memlock_limit = -1
+# Port of the workers' sshd on the link, for the head's image copy.
+cluster_ssh_port = 22
+# Key the head copies images to its workers with (secret): None = generated once, kept in secrets_dir.
+cluster_ssh_key = None
+
 # --- vLLM image (eugr/spark-vllm-docker's build-and-copy.sh, or a registry) ----------------
 # Image digests to run, per image tag (the recipe's container), e.g. {"vllm-node": "sha256:…"}:
 # pulled by digest and tagged. Unpinned images are made once and the digest they got recorded.
@@ -284,6 +311,8 @@ host_can_mount_nfs = True
 host_can_write_sysctl = True
 # Give processes a negative OOM score, e.g. OOMScoreAdjust=-1000 on sshd (needs CAP_SYS_RESOURCE).
 host_can_lower_oom_score = True
+# Configure network links with netplan (the container sandbox's links are Docker's).
+host_can_configure_links = True
 
 # --- NVIDIA Container Toolkit repository --------------------------------------------------
 # NVIDIA's apt repository (flat; apt expands $(ARCH)); used only where the toolkit is missing.

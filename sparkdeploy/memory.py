@@ -65,13 +65,16 @@ def kv_dtype_bytes(kv_cache_dtype: str | None) -> int:
 
 
 def fit_warning(who: str, weights_gib: float, shape: AttentionShape, max_model_len: int,
-                dtype_bytes: int, share_gib: float, share_reason: str) -> str | None:
-    """A warning when weights + one full sequence's KV cache + runtime exceed the share."""
-    kv_gib = shape.kv_gib(max_model_len, dtype_bytes)
+                dtype_bytes: int, share_gib: float, share_reason: str, nodes: int = 1) -> str | None:
+    """A warning when weights + one full sequence's KV cache + runtime exceed the share; on a
+    cluster each of ``nodes`` ranks holds its part of both."""
+    kv_gib = shape.kv_gib(max_model_len, dtype_bytes) / nodes
+    weights_gib /= nodes
     needed = weights_gib + kv_gib + RUNTIME_OVERHEAD_GIB
     if needed <= share_gib:
         return None
+    per_node = f" per node of {nodes}" if nodes > 1 else ""
     return (f"{who}: max_model_len {max_model_len} is unlikely to fit: about {needed:.0f} GiB "
-            f"needed ({weights_gib:.0f} weights + {kv_gib:.1f} KV cache + {RUNTIME_OVERHEAD_GIB} "
-            f"runtime) but {share_reason} gives vLLM {share_gib:.0f} GiB; lower max_model_len or "
-            "raise gpu_memory_utilization")
+            f"needed{per_node} ({weights_gib:.0f} weights + {kv_gib:.1f} KV cache + "
+            f"{RUNTIME_OVERHEAD_GIB} runtime) but {share_reason} gives vLLM {share_gib:.0f} GiB; "
+            "lower max_model_len or raise gpu_memory_utilization")

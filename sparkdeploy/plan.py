@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sparkdeploy.cluster import cluster_of, clusters
 from sparkdeploy.data import PROJECT_ROOT, check_types
 from sparkdeploy.proxy import (
     CALLBACK_MODULE,
@@ -56,12 +57,14 @@ class HostPlan:
 
 
 def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str, VllmService]:
-    """Check every host's data and recipe; return the model servers by host name."""
+    """Check every host's data, cluster topology and recipe; return the model servers by host
+    name (every rank of a cluster: only heads serve HTTP)."""
     for host_name, data in hosts_data.items():
         check_types(host_name, data)
+    found = clusters(hosts_data)
     return {
         host_name: service for host_name, data in hosts_data.items()
-        if (service := build_vllm_service(host_name, data)) is not None
+        if (service := build_vllm_service(host_name, data, cluster_of(host_name, found))) is not None
     }
 
 
@@ -80,8 +83,8 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
                             f"{data['proxy_site']!r} serves a model")
         vllm_keys = {
             name: host_secrets(name, hosts_data[name], VLLM_SECRETS)["vllm_api_key"]
-            for name in services
-            if hosts_data[name]["proxy_site"] == data["proxy_site"]
+            for name, service in services.items()
+            if hosts_data[name]["proxy_site"] == data["proxy_site"] and service.serves_http
             and hosts_data[name].get("vllm_api_key_enabled")
         }
         proxy_files = _proxy_files(host_name, data, models, vllm_keys)

@@ -32,8 +32,8 @@ def site_models(
     entries = []
     for host_name, service in services.items():
         data = hosts_data[host_name]
-        if data["proxy_site"] != site:
-            continue
+        if data["proxy_site"] != site or not service.serves_http:
+            continue  # another site's, or a cluster's headless worker rank
         # vLLM uses the host network and the proxy a bridge: a same-host vLLM is the gateway.
         if host_name == proxy_host:
             address = "host.docker.internal"

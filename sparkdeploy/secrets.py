@@ -17,14 +17,37 @@ from typing import Any
 from sparkdeploy.data import project_path
 from sparkdeploy.errors import ConfigError
 
+
+def _ssh_private_key() -> str:
+    """An ed25519 key in OpenSSH's format, for the node-to-node image copy of a cluster."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode()
+
+
+def ssh_public_key(private_key: str, comment: str) -> str:
+    """The ``authorized_keys`` form of an OpenSSH private key."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(private_key.encode(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return f"{public} {comment}"
+
+
 # name -> how to make a fresh value (LiteLLM requires master keys to start with "sk-")
 _GENERATORS = {
     "proxy_master_key": lambda: "sk-" + secrets.token_urlsafe(32),
     "proxy_db_password": lambda: secrets.token_urlsafe(24),
     "vllm_api_key": lambda: secrets.token_urlsafe(32),
+    "cluster_ssh_key": _ssh_private_key,
 }
 PROXY_SECRETS = ("proxy_master_key", "proxy_db_password")
 VLLM_SECRETS = ("vllm_api_key",)
+CLUSTER_SECRETS = ("cluster_ssh_key",)
 _MIN_LENGTH = 16  # every copy-pasted tutorial default is shorter
 
 

@@ -1,4 +1,5 @@
-"""Local port forwarding over SSH, for checks that must reach ports only the host itself sees.
+"""Local port forwarding over SSH, for checks that must reach ports only the host itself sees
+(and a command run over the same connection, for what only the host can see).
 
 ``sparkdeploy verify`` speaks plain HTTP to vLLM and the proxy. When their ports are not
 reachable from the workstation (the sandbox container, a firewalled Spark), it forwards a local
@@ -49,6 +50,12 @@ class SshTunnel:
         threading.Thread(target=self._accept, args=(server, remote_host, remote_port),
                          daemon=True).start()
         return server.getsockname()[1]
+
+    def run(self, command: str, timeout: float = 60.0) -> tuple[int, str]:
+        """Run ``command`` on the host over the same connection; its exit status and output."""
+        _, stdout, stderr = self._client.exec_command(command, timeout=timeout)
+        output = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
+        return stdout.channel.recv_exit_status(), output
 
     def close(self) -> None:
         self._closed.set()

@@ -11,6 +11,7 @@ and the server's ``system_fingerprint`` is kept so a report shows which build an
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,9 @@ class Target:
     url: str
     host_port: tuple[str, int]
     models: tuple[str, ...]
+    # vllm: the tensor-parallel size the server must report; rank: the worker's container
+    tensor_parallel: int = 1
+    container: str = ""
 
     @property
     def endpoint(self) -> str:
@@ -72,12 +76,17 @@ def plan_targets(selected: list[str], hosts_data: Mapping[str, Mapping[str, Any]
     for host_name in selected:
         data = hosts_data[host_name]
         service = services.get(host_name)
-        if service is not None:
+        if service is not None and not service.serves_http:
+            container = service.compose["services"]["vllm"]["container_name"]
+            targets.append(Target("rank", host_name, "", ("", 0), (service.served_name,),
+                                  container=container))
+        elif service is not None:
             address = data.get("vllm_address") or host_name
             url = data.get("verify_vllm_url") or f"http://{address}:{service.port}"
             local = local_address(service.bind_address)
+            nodes = len(service.cluster.nodes) if service.cluster else 1
             targets.append(Target("vllm", host_name, url.rstrip("/"), (local, service.port),
-                                  (service.served_name,)))
+                                  (service.served_name,), tensor_parallel=nodes))
         if data.get("proxy_enabled"):
             port = int(data["proxy_port"])
             local = local_address(data["proxy_bind_address"])
@@ -148,6 +157,38 @@ def check_vllm(client: httpx.Client, endpoint: str, model: str,
                         ("role: tool round trip ends with stop", round_trip)):
         results.append(_run(endpoint, model, name, check))
     return results
+
+
+def check_tensor_parallel(endpoint: str, model: str, size: int, fingerprints: set[str]) -> CheckResult:
+    """A cluster's head must report its tensor-parallel size: vLLM's ``system_fingerprint``
+    carries ``-tp<N>-`` when N > 1, and the engine cannot start at tp N without every rank."""
+
+    def reported() -> str:
+        if not fingerprints:
+            raise CheckFailed("the server reported no system_fingerprint (a vLLM before PR 40537 "
+                              "cannot show its tensor-parallel size)")
+        if not any(f"-tp{size}-" in fingerprint for fingerprint in fingerprints):
+            raise CheckFailed(f"system_fingerprint {', '.join(sorted(fingerprints))} has no -tp{size}-")
+        return f"tensor parallel {size}: {', '.join(sorted(fingerprints))}"
+
+    return _run(endpoint, model, f"serves tensor parallel {size} across the cluster", reported)
+
+
+def check_rank(run: Callable[[str], tuple[int, str]], endpoint: str, model: str,
+               container: str) -> CheckResult:
+    """A headless worker rank: its container runs (a rank exits when a peer dies)."""
+
+    def running() -> str:
+        status, output = run("docker container inspect --format "
+                             f"'{{{{.State.Status}}}} {{{{.RestartCount}}}}' {shlex.quote(container)}")
+        state = output.split()
+        if status != 0 or not state:
+            raise CheckFailed(f"no container {container}: {output.strip()[:120]}")
+        if state[0] != "running":
+            raise CheckFailed(f"container {container} is {state[0]}")
+        return f"container {container} running (restarts: {state[1] if len(state) > 1 else '?'})"
+
+    return _run(endpoint, model, "worker rank runs", running)
 
 
 def check_proxy(client: httpx.Client, endpoint: str, model: str) -> list[CheckResult]:

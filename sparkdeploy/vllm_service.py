@@ -14,6 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparkdeploy.cluster import Cluster, ClusterNode
+from sparkdeploy.cluster_ranks import (
+    check_parallel_size,
+    rank_argv,
+    rank_environment,
+    ray_head_script,
+    ray_worker_argv,
+)
 from sparkdeploy.data import service_home, upstream_checkout_dir
 from sparkdeploy.docker_args import apply_docker_args, recipe_policy
 from sparkdeploy.errors import ConfigError
@@ -61,12 +69,20 @@ class VllmService:
     image: ImagePlan
     # vLLM's memory share: the model's weights alone must fit in it
     weight_limit: WeightLimit | None
+    # the cluster this host is a node of, and which node (None: a single Spark)
+    cluster: Cluster | None = None
+    node: ClusterNode | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def local_url(self) -> str:
         """Where vLLM answers as seen from its own host."""
         return local_url(self.bind_address, self.port)
+
+    @property
+    def serves_http(self) -> bool:
+        """A single Spark, or a cluster's head: workers are headless ranks."""
+        return self.node is None or self.node.rank == 0
 
 
 def local_address(bind_address: str) -> str:
@@ -79,35 +95,59 @@ def local_url(bind_address: str, port: int) -> str:
     return f"http://{local_address(bind_address)}:{port}"
 
 
-def build_vllm_service(host_name: str, data: Mapping[str, Any]) -> VllmService | None:
-    """Validate the host's recipe and data and build its compose project (None: serves no model)."""
+def build_vllm_service(host_name: str, data: Mapping[str, Any],
+                       cluster: Cluster | None = None) -> VllmService | None:
+    """Validate the host's recipe and data and build its compose project (None: serves no model).
+
+    In a cluster every node gets its rank's command and environment; only the head serves HTTP.
+    """
     if not data.get("recipe"):
         return None
     source = f"host {host_name!r} data"
     recipe = load_recipe(str(data["recipe"]))
-    if recipe.cluster_only:
-        raise ConfigError(recipe.source, "cluster_only",
-                          f"host {host_name!r} is a single Spark and this recipe needs a cluster",
-                          allowed="a recipe without cluster_only: true")
+    _check_placement(recipe, host_name, cluster)
+    node = cluster.node(host_name) if cluster else None
     overrides = data.get("vllm_params") or {}
     if "host" in overrides:
         raise ConfigError(source, "vllm_params.host", "vLLM's listen address follows vllm_expose_to_lan",
                           allowed="vllm_expose_to_lan: true (0.0.0.0) or false (vllm_private_address)")
     bind = "0.0.0.0" if data.get("vllm_expose_to_lan") else data["vllm_private_address"]
-    values = {**placeholder_values(recipe, overrides, solo=True, source=source), "host": bind}
-    command = render_command(recipe, values, solo=True)
+    solo = cluster is None
+    values = {**placeholder_values(recipe, overrides, solo=solo, source=source), "host": bind}
+    command = render_command(recipe, values, solo=solo)
     argv = _with_flag(command_argv(command, recipe.source), "--host", bind)
     repos = weights_repos(recipe, argv, data)
     argv += revision_args(argv, data)
     _check_gpu_memory(recipe, values, data, source)
+    if cluster is not None and node is not None:
+        check_parallel_size(argv, cluster, recipe.source)
+        argv = rank_argv(argv, cluster, node)
 
     served_name = _served_name(argv, recipe)
     port = _port(argv, values, recipe)
-    warnings = [*recipe.warnings, *_memory_warnings(recipe, values, argv, data, host_name)]
+    warnings = [*recipe.warnings, *_memory_warnings(recipe, values, argv, data, host_name, cluster)]
     image = image_plan(host_name, recipe.container, recipe.build_args, recipe.source, data)
-    compose = _compose(recipe, argv, local_url(bind, port), data)
+    compose = _compose(recipe, argv, local_url(bind, port), data, cluster, node)
+    limit = _weight_limit(_share(recipe, values, data), data, cluster)
     return VllmService(host_name, recipe, values, command, argv, served_name, port, bind, compose,
-                       repos, image, _weight_limit(_share(recipe, values, data), data), warnings)
+                       repos, image, limit, cluster, node, warnings)
+
+
+def _check_placement(recipe: Recipe, host_name: str, cluster: Cluster | None) -> None:
+    """solo_only recipes run on one Spark, cluster_only ones on a cluster."""
+    if recipe.cluster_only and cluster is None:
+        nodes = recipe.defaults.get("tensor_parallel", 2)
+        raise ConfigError(recipe.source, "cluster_only",
+                          f"host {host_name!r} is a single Spark and this recipe needs a cluster "
+                          f"({nodes} Sparks at its default tensor_parallel)",
+                          allowed="cluster_group = \"<group>\" in group_data/<group>.py for the "
+                          "Sparks that serve it together, head first, with their link data "
+                          "(README: Two Sparks)")
+    if recipe.solo_only and cluster is not None:
+        raise ConfigError(recipe.source, "solo_only",
+                          f"host {host_name!r} is in cluster {cluster.name!r} and this recipe runs "
+                          "on one Spark only", allowed="a recipe without solo_only: true, or no "
+                          "cluster_group on this host")
 
 
 def weights_repos(recipe: Recipe, argv: list[str], data: Mapping[str, Any]) -> tuple[ModelRepo, ...]:
@@ -191,14 +231,19 @@ def _share(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any]) -
     return None if share is None else (share, f"gpu_memory_utilization {utilization}")
 
 
-def _weight_limit(share: tuple[float, str] | None, data: Mapping[str, Any]) -> WeightLimit | None:
+def _weight_limit(share: tuple[float, str] | None, data: Mapping[str, Any],
+                  cluster: Cluster | None) -> WeightLimit | None:
+    """The weights must fit in vLLM's share, which a cluster's ranks add up (each holds a part)."""
     if share is None:
         return None
-    return WeightLimit(int(share[0] * GIB), f"{share[1]} of {data.get('spark_memory_gib', 128)} GiB")
+    nodes = len(cluster.nodes) if cluster else 1
+    where = f" on each of {nodes} Sparks" if cluster else ""
+    return WeightLimit(int(share[0] * GIB * nodes),
+                       f"{share[1]} of {data.get('spark_memory_gib', 128)} GiB{where}")
 
 
 def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
-                     data: Mapping[str, Any], host_name: str) -> list[str]:
+                     data: Mapping[str, Any], host_name: str, cluster: Cluster | None) -> list[str]:
     """Warn when weights plus one full-length sequence's KV cache exceed vLLM's memory share
     (for models in ``vllm_model_profiles``; others are estimated once their config is on the host)."""
     profile = (data.get("vllm_model_profiles") or {}).get(recipe.model or "")
@@ -209,7 +254,8 @@ def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
     if not isinstance(max_len, int) or isinstance(max_len, bool):
         max_len = profile.get("max_context", 0)
     warning = fit_warning(f"host {host_name!r}", profile["weights_gib"], shape_from_profile(profile),
-                          max_len, kv_dtype_bytes(flag_value(argv, "--kv-cache-dtype")), *share)
+                          max_len, kv_dtype_bytes(flag_value(argv, "--kv-cache-dtype")), *share,
+                          nodes=len(cluster.nodes) if cluster else 1)
     return [warning] if warning else []
 
 
@@ -226,12 +272,16 @@ def config_fit_warning(host_name: str, service: VllmService, data: Mapping[str, 
         return None
     weights_gib = listing_weight_bytes(listing) / GIB
     return fit_warning(f"host {host_name!r}", weights_gib, shape, max_len,
-                       kv_dtype_bytes(flag_value(service.argv, "--kv-cache-dtype")), *share)
+                       kv_dtype_bytes(flag_value(service.argv, "--kv-cache-dtype")), *share,
+                       nodes=len(service.cluster.nodes) if service.cluster else 1)
 
 
-def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str, Any]) -> dict[str, Any]:
+def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str, Any],
+             cluster: Cluster | None, node: ClusterNode | None) -> dict[str, Any]:
     home = service_home(data)
     environment = dict(data.get("vllm_base_env") or {})
+    if cluster is not None and node is not None:
+        environment.update(rank_environment(cluster, node))
     if data.get("model_hub_offline", True):
         # The deploy brought the weights (tasks/weights.py): a restart never reaches the hub.
         environment["HF_HUB_OFFLINE"] = "1"
@@ -264,6 +314,14 @@ def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str,
         },
         "labels": {"io.sparkdeploy.recipe": recipe.name},
     }
+    if node is not None:
+        # RDMA registers (pins) memory: NCCL fails with ibv_reg_mr ENOMEM under the default limit
+        memlock = data["cluster_memlock_limit"]
+        service["ulimits"]["memlock"] = {"soft": memlock, "hard": memlock}
+        service["labels"]["io.sparkdeploy.rank"] = str(node.rank)
+        if node.rank:
+            # a headless rank has no HTTP listener (health is the head's)
+            service["healthcheck"] = {"disable": True}
     if data.get("vllm_privileged"):
         service["privileged"] = True
     if data.get("vllm_api_key_enabled"):
@@ -271,9 +329,10 @@ def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str,
     apply_docker_args(service, volumes, recipe, recipe_policy(data))
     environment.update(recipe.env)
     service["volumes"] = [_volume(source, target) for target, source in volumes.items()]
-    if recipe.mods:
+    script = _rank_script(argv, cluster, node)
+    if recipe.mods or script:
         service["working_dir"] = "/workspace/vllm"
-        service["command"] = ["bash", "-c", _mods_script(recipe, argv)]
+        service["command"] = ["bash", "-c", _mods_script(recipe, script or "exec " + shlex.join(argv))]
         checkout = upstream_checkout_dir(data)
         service["volumes"] += [f"{checkout}/{mod}:{_MODS_SOURCE_DIR}/{_mod_name(mod)}:ro"
                                for mod in recipe.mods]
@@ -291,8 +350,20 @@ def _mod_name(mod: str) -> str:
     return mod.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _mods_script(recipe: Recipe, argv: list[str]) -> str:
-    """Apply mods once per container (they patch the container layer and are not idempotent)."""
+def _rank_script(argv: list[str], cluster: Cluster | None, node: ClusterNode | None) -> str | None:
+    """With Ray the container runs Ray first (head: then serves; worker: only Ray)."""
+    if cluster is None or node is None or cluster.executor != "ray":
+        return None
+    if node.rank:
+        return "exec " + shlex.join(ray_worker_argv(cluster, node))
+    return ray_head_script(argv, cluster, node)
+
+
+def _mods_script(recipe: Recipe, run: str) -> str:
+    """Apply mods once per container (they patch the container layer and are not idempotent),
+    then ``run`` (the rank's command)."""
+    if not recipe.mods:
+        return run
     steps = [f"if [ ! -e {_MOD_SENTINEL} ]; then"]
     for mod in recipe.mods:
         source = shlex.quote(f"{_MODS_SOURCE_DIR}/{_mod_name(mod)}")
@@ -304,5 +375,5 @@ def _mods_script(recipe: Recipe, argv: list[str]) -> str:
         )
     steps.append(f"  touch {_MOD_SENTINEL}")
     steps.append("fi")
-    steps.append("exec " + shlex.join(argv))
+    steps.append(run)
     return "\n".join(steps)

@@ -103,6 +103,24 @@ def wait_until_up(run: Run, what: str, url: str, container: str, timeout: float,
         report.sleep(interval)
 
 
+def rank_stays_up(run: Run, container: str, seconds: float, log_lines: int, report: Reporter) -> bool:
+    """A headless rank has no endpoint: after the head is up it must keep running ``seconds``
+    (a rank whose peers are gone exits, as NCCL ranks do)."""
+    probe = f"docker container inspect --format '{{{{.State.Status}}}}' {shlex.quote(container)}"
+    start = report.clock()
+    while True:
+        _, lines = run(probe)
+        state = lines[0].strip() if lines else "missing"
+        if state != "running":
+            report.error(f"worker rank {container} is {state}. Last {log_lines} lines of "
+                         f"`docker logs {container}`:" + _container_logs(run, container, log_lines))
+            return False
+        if report.clock() - start >= seconds:
+            report.info(f"worker rank {container} is running and joined")
+            return True
+        report.sleep(2.0)
+
+
 def _tail(run: Run, path: str, lines: int = 15) -> str:
     _, output = run(f"tail -n {lines} {shlex.quote(path)} 2>/dev/null || true")
     return "".join(f"\n    {line}" for line in output)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, python, server
 
+from sparkdeploy.cluster import Cluster
+from sparkdeploy.cluster_trust import copy_script
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.image_build import RUNNER_PATH, ImageJob, image_job
@@ -50,10 +52,15 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
         )
     changes = []
     image = service.image
-    if image.runs_upstream_script or service.recipe.mods:
+    worker = service.node is not None and service.node.rank > 0
+    if (image.runs_upstream_script and not worker) or service.recipe.mods:
         checkout = _checkout(image.checkout or upstream_checkout(host.name, data))
         if checkout is not None and service.recipe.mods:
             changes.append(checkout)
+    if worker:
+        # the head makes the image once and copies it here over the link
+        _compare_with_head(service.cluster, image.image)
+        return changes
     job = image_job(image, host.name, data)
     files.put(
         name="Install the image runner (pull, or upstream's build-and-copy.sh, then record)",
@@ -71,10 +78,40 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
         mode="0755",
     )
     reason = image_reason(host.get_fact(ImageMade, image=image.image, _sudo=_sudo()), image)
-    if reason is None:
-        return changes
-    logger.info(f"{host.name}: {reason}; {image.describe()}; log {job.log_file}")
-    return [*changes, _make(job, reason)]
+    if reason is not None:
+        logger.info(f"{host.name}: {reason}; {image.describe()}; log {job.log_file}")
+        changes.append(_make(job, reason))
+    if service.cluster is not None and (reason is not None or _workers_differ(service.cluster, image.image)):
+        changes.append(_copy_to_workers(service.cluster, image.image))
+    return changes
+
+
+def _image_id(host_name: str, image: str) -> str | None:
+    return inventory.get_host(host_name).get_fact(ImageMade, image=image, _sudo=_sudo()).image_id
+
+
+def _workers_differ(cluster: Cluster, image: str) -> bool:
+    """Whether a worker runs another image ID than the head (read on each, at prepare)."""
+    wanted = _image_id(cluster.head.host_name, image)
+    return any(_image_id(worker.host_name, image) != wanted for worker in cluster.workers)
+
+
+def _compare_with_head(cluster: Cluster, image: str) -> None:
+    here, head = _image_id(host.name, image), _image_id(cluster.head.host_name, image)
+    if here != head:
+        logger.warning(f"{host.print_prefix}image {image} here is {str(here)[:19]}, the head "
+                       f"{cluster.head.host_name}'s is {str(head)[:19]}: the head copies it over the link")
+
+
+def _copy_to_workers(cluster: Cluster, image: str) -> OperationMeta:
+    """``docker save | ssh worker docker load`` over the link, for each worker whose ID differs.
+
+    Emitted only when the head's image is made in this run or a worker's differs (a fact)."""
+    script = copy_script(image, cluster, host.data.service_user, int(host.data.cluster_ssh_port))
+    return server.shell(
+        name=f"Copy {image} to the workers over the link ({', '.join(w.host_name for w in cluster.workers)})",
+        commands=[f"bash -c {shlex.quote(script)}"],
+    )
 
 
 def _checkout(checkout: UpstreamCheckout) -> OperationMeta | None:

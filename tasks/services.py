@@ -29,7 +29,7 @@ from tasks.serving import ServingFiles
 
 @deploy("Serving stack")
 def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[OperationMeta]) -> None:
-    if plan.vllm is not None:
+    if plan.vllm is not None and plan.vllm.cluster is None:  # a cluster's ranks: tasks/ranks.py
         vllm = plan.vllm.compose["services"]["vllm"]
         image = host.get_fact(ImageMade, image=vllm["image"], _sudo=_sudo())
         _bring_up(
@@ -39,7 +39,7 @@ def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[O
             changes=[*placed.vllm, *image_changes],
             url=f"{plan.vllm.local_url}/health",
             timeout=host.data.vllm_health_timeout,
-            before_start=_drop_page_cache,
+            before_start=drop_page_cache,
             image_id=image.image_id,
         )
     if plan.proxy_files:
@@ -81,12 +81,18 @@ def _bring_up(what: str, directory: str, containers: list[str], changes: list[Op
         project_directory=directory,
         **condition,
     )
+    wait_until_answers(what, url, containers[0], timeout, condition)
+
+
+def wait_until_answers(what: str, url: str, container: str, timeout: int,
+                       condition: dict[str, Any]) -> None:
+    """Wait for ``url`` after a start, failing with the container's last log lines."""
     python.call(
         name=f"Wait until {what} answers {url} (at most {timeout} s)",
         function=_wait,
         what=what,
         url=url,
-        container=containers[0],
+        container=container,
         timeout=float(timeout),
         interval=float(host.data.deploy_poll_interval),
         log_lines=int(host.data.service_failure_log_lines),
@@ -95,7 +101,8 @@ def _bring_up(what: str, directory: str, containers: list[str], changes: list[Op
     )
 
 
-def _drop_page_cache(condition: dict[str, Any]) -> None:
+def drop_page_cache(condition: dict[str, Any]) -> None:
+    """Drop the page cache right before vLLM starts, under ``condition`` (``_if`` or none)."""
     if not host.data.host_can_write_sysctl:
         python.call(
             name="Skip dropping the page cache before vLLM starts (this host cannot write sysctls)",

@@ -22,7 +22,16 @@ from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import validate_inventory
 from sparkdeploy.secrets import PROXY_SECRETS, VLLM_SECRETS, host_secrets
 from sparkdeploy.tunnel import SshTunnel
-from sparkdeploy.verify import CheckResult, Target, check_proxy, check_vllm, format_table, plan_targets
+from sparkdeploy.verify import (
+    CheckResult,
+    Target,
+    check_proxy,
+    check_rank,
+    check_tensor_parallel,
+    check_vllm,
+    format_table,
+    plan_targets,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,10 +58,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         for target in targets:
             try:
+                if target.kind == "rank":
+                    tunnel = _tunnel(target.host_name, data[target.host_name], tunnels)
+                    results.append(check_rank(tunnel.run, target.endpoint, target.models[0],
+                                              target.container))
+                    continue
                 with _client(target, data[target.host_name], tunnels) as client:
                     for model in target.models:
                         if target.kind == "vllm":
-                            results += check_vllm(client, target.endpoint, model, fingerprints)
+                            seen: set[str] = set()
+                            results += check_vllm(client, target.endpoint, model, seen)
+                            if target.tensor_parallel > 1:
+                                results.append(check_tensor_parallel(
+                                    target.endpoint, model, target.tensor_parallel, seen))
+                            fingerprints |= seen
                         else:
                             results += check_proxy(client, target.endpoint, model)
             except (OSError, paramiko.SSHException) as exc:
@@ -88,13 +107,18 @@ def _client(target: Target, data: Mapping[str, Any], tunnels: dict[str, SshTunne
     """An httpx client for the target, through an SSH tunnel when the host's data asks for one."""
     url = target.url
     if data.get("verify_via_ssh"):
-        if target.host_name not in tunnels:
-            tunnels[target.host_name] = SshTunnel(target.host_name, data)
-        port = tunnels[target.host_name].forward(*target.host_port)
+        port = _tunnel(target.host_name, data, tunnels).forward(*target.host_port)
         url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, headers=_auth_headers(target, data),
                       timeout=float(data.get("verify_timeout") or 120)) as client:
         yield client
+
+
+def _tunnel(host_name: str, data: Mapping[str, Any], tunnels: dict[str, SshTunnel]) -> SshTunnel:
+    """One SSH connection per host, reused by every check of that host."""
+    if host_name not in tunnels:
+        tunnels[host_name] = SshTunnel(host_name, data)
+    return tunnels[host_name]
 
 
 def _auth_headers(target: Target, data: Mapping[str, Any]) -> dict[str, str]:

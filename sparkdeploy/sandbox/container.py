@@ -64,6 +64,9 @@ def prepare() -> str:
 def up(variant: str, repo: RepoEndpoint, repo_address: str) -> SandboxState:
     image = ensure_image(variant, _BUILD_LOG)
     public_key = ensure_keypair(SSH_KEY_FILE)
+    # An engine's state outlives its process: a machine whose engine stopped with a sandbox in
+    # it (or a copied disk) still has that container and volume when the engine comes back.
+    _remove_sandbox()
     docker("volume", "create", "--label", _LABEL, DOCKER_VOLUME)
     docker(
         "run", "--detach", "--name", CONTAINER, "--hostname", CONTAINER, "--label", _LABEL,
@@ -101,9 +104,13 @@ def is_up(state: SandboxState) -> bool:
 def down(state: SandboxState | None) -> None:
     if not engine_running():
         return
+    _remove_sandbox()
+    docker("network", "rm", NETWORK, check=False)
+
+
+def _remove_sandbox() -> None:
     docker("rm", "--force", "--volumes", CONTAINER, check=False)
     docker("volume", "rm", "--force", DOCKER_VOLUME, check=False)
-    docker("network", "rm", NETWORK, check=False)
 
 
 def describe(state: SandboxState) -> dict[str, str]:

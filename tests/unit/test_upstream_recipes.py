@@ -1,39 +1,24 @@
 """Every recipe of eugr/spark-vllm-docker at the pinned commit, as a new user would try it.
 
-The recipes and what upstream's own ``run-recipe.py --solo`` makes of each live beside the
-project (``../shared/upstream-recipes/358bf26/``, never committed; ``SPARKDEPLOY_UPSTREAM_RECIPES``
-points elsewhere). Each single-node recipe must render for one Spark with exactly upstream's
-argv and environment, each cluster-only one must be refused in one line, none may crash, and
-each image must be obtained the way upstream's build-and-copy.sh obtains it.
+Each single-node recipe must render for one Spark with exactly the argv and environment
+upstream's own ``run-recipe.py --solo`` gives (``upstream_catalogue``), each cluster-only one
+must be refused in one line, none may crash, and each image must be obtained the way upstream's
+build-and-copy.sh obtains it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import yaml
+from upstream_catalogue import UPSTREAM, expected, names
 
-from sparkdeploy.data import PROJECT_ROOT, documented_defaults
+from sparkdeploy.data import documented_defaults
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.image_plan import BUILD, PREBUILT
 from sparkdeploy.recipes import command_argv
 from sparkdeploy.vllm_service import build_vllm_service
-
-UPSTREAM = Path(os.environ.get("SPARKDEPLOY_UPSTREAM_RECIPES")
-                or PROJECT_ROOT.parent / "shared" / "upstream-recipes" / "358bf26")
-
-
-def _expected() -> dict[str, dict]:
-    table = UPSTREAM / "expected-solo.json"
-    if not table.is_file():
-        pytest.fail(f"upstream's recipes are not at {UPSTREAM} (set SPARKDEPLOY_UPSTREAM_RECIPES)")
-    return json.loads(table.read_text())["recipes"]
-
-
-EXPECTED = _expected() if (UPSTREAM / "expected-solo.json").is_file() else {"(missing)": {}}
 
 
 def service_for(name: str):
@@ -44,30 +29,33 @@ def service_for(name: str):
 
 
 def test_the_catalogue_is_there_and_complete():
-    expected = _expected()
+    table = expected()
     on_disk = {str(path.relative_to(UPSTREAM)) for path in UPSTREAM.rglob("*.yaml")}
-    assert on_disk == set(expected) and len(expected) == 35
+    assert on_disk == set(table) and len(table) == 35
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", names())
 def test_each_recipe_renders_as_upstream_runs_it_or_is_refused_in_one_line(name):
-    expected = _expected()[name]
-    if expected["status"] == "solo-refused":
+    verdict = expected()[name]
+    if verdict["status"] == "solo-refused":
         with pytest.raises(ConfigError) as error:
             service_for(name)
         message = str(error.value)
         assert "\n" not in message and "key 'cluster_only'" in message and "needs a cluster" in message
         return
     service = service_for(name)
-    assert command_argv(service.command, name) == expected["argv"]
-    assert dict(service.recipe.env) == expected["env"]
+    assert command_argv(service.command, name) == verdict["argv"]
+    assert dict(service.recipe.env) == verdict["env"]
     compose = service.compose["services"]["vllm"]
-    for key, value in expected["env"].items():
+    for key, value in verdict["env"].items():
         assert compose["environment"][key] == value
 
 
-@pytest.mark.parametrize("name", sorted(name for name, entry in EXPECTED.items()
-                                        if entry.get("status") == "ok"))
+def single_node() -> list[str]:
+    return [name for name in names() if expected().get(name, {}).get("status") == "ok"] or ["(missing)"]
+
+
+@pytest.mark.parametrize("name", single_node())
 def test_each_image_is_obtained_the_way_upstreams_build_script_obtains_it(name):
     recipe = yaml.safe_load((UPSTREAM / name).read_text())
     image = service_for(name).image
@@ -83,8 +71,11 @@ def test_each_image_is_obtained_the_way_upstreams_build_script_obtains_it(name):
     assert image.checkout is not None and image.checkout.commit.startswith("358bf26")
 
 
-@pytest.mark.parametrize("name", sorted(name for name, entry in EXPECTED.items()
-                                        if entry.get("status") == "ok"))
+def single_node() -> list[str]:
+    return [name for name in names() if expected().get(name, {}).get("status") == "ok"] or ["(missing)"]
+
+
+@pytest.mark.parametrize("name", single_node())
 def test_every_repository_the_command_loads_is_fetched(name):
     service = service_for(name)
     repos = [repo.repo_id for repo in service.repos]
