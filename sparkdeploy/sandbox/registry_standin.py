@@ -78,6 +78,22 @@ def is_running(pid: int | None) -> bool:
     return runs(pid, str(BINARY))
 
 
+def push(archive: Path, reference: str, address: str) -> str:
+    """Push a ``docker save`` archive to the registry on ``address`` as ``reference``'s
+    repository and tag (``HOST:PORT/path:tag``); return the manifest digest it stored.
+
+    The push goes to the registry's address on this machine, where the certificate's host name
+    (the sandbox's alias for this machine) does not resolve: it is not verified on this hop,
+    which never leaves the machine; the sandbox's pulls are."""
+    require_commands({"skopeo": "skopeo"})
+    path = reference.split("/", 1)[1]
+    with tempfile.TemporaryDirectory(prefix="registry-push-") as tmp:
+        digest_file = Path(tmp) / "digest"
+        run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile", str(digest_file),
+             f"docker-archive:{archive}", f"docker://{address}/{path}"])
+        return digest_file.read_text().strip()
+
+
 def has_tag(path: str, digest: str | None) -> bool:
     """Whether the registry's storage has ``path`` (``repo:tag``) pointing at ``digest``."""
     repository, _, tag = path.rpartition(":")
