@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sparkdeploy.cluster_trust import AUTHORIZED_KEYS_DIR
 from sparkdeploy.errors import ConfigError
 
 DROPIN_PATH = "/etc/ssh/sshd_config.d/00-sparkdeploy-hardening.conf"
@@ -36,6 +37,9 @@ _USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]*\$?$")
 # Settings every host gets (dev-sec's values); operator-facing ones come from data.
 _FIXED = (
     ("PubkeyAuthentication", "yes"),
+    # The users' own files, then the root-owned ones the deploy writes (a cluster head's
+    # restricted image-copy key: sparkdeploy.cluster_trust), which no service account can edit.
+    ("AuthorizedKeysFile", f".ssh/authorized_keys .ssh/authorized_keys2 {AUTHORIZED_KEYS_DIR}/%u"),
     ("PermitEmptyPasswords", "no"),
     ("HostbasedAuthentication", "no"),
     ("IgnoreRhosts", "yes"),

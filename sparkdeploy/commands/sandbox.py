@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "bare: without it, to exercise the deploy's Docker install")
     start.add_argument("--fresh", action="store_true",
                        help="replace a running sandbox with a new one")
+    start.add_argument("--nodes", type=int, choices=(1, 2), default=1,
+                       help="2: two hosts cabled like a Spark pair, serving as one cluster "
+                       "(container backend only)")
     start.set_defaults(run=_up)
     stop = actions.add_parser("down", help="remove the sandbox and stop its stand-in servers")
     stop.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
@@ -39,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     try:
-        result = up(args.backend, args.variant, fresh=args.fresh, progress=progress_printer())
+        result = up(args.backend, args.variant, fresh=args.fresh, progress=progress_printer(),
+                    nodes=args.nodes)
     except SandboxError as exc:
         return _fail(exc)
     verb = "already up" if result.reused else f"up in {result.seconds:.1f} s"

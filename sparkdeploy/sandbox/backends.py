@@ -31,9 +31,9 @@ class Backend(Protocol):
         """Get the machine ready (install/start what the backend runs on); return the local
         address the sandbox reaches this machine on, where the stand-in repository is served."""
 
-    def up(self, variant: str, repo: RepoEndpoint, repo_address: str) -> SandboxState:
-        """Start a fresh sandbox whose ``repo.hostname`` resolves to ``repo_address``; return
-        once the deploy user can log in over SSH."""
+    def up(self, variant: str, repo: RepoEndpoint, repo_address: str, nodes: int) -> SandboxState:
+        """Start a fresh sandbox of ``nodes`` hosts whose ``repo.hostname`` resolves to
+        ``repo_address``; return once the deploy user can log in over SSH on each."""
 
     def is_up(self, state: SandboxState) -> bool:
         """Whether the recorded sandbox is still running."""

@@ -26,7 +26,7 @@ MIRRORS = (
 # What a fresh install has and the deploy does not manage (the tests exercise the rest).
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "openssh-sftp-server", "sudo", "python3",
-    "cron", "ca-certificates", "curl", "gnupg", "iproute2", "procps", "less",
+    "cron", "ca-certificates", "curl", "gnupg", "iproute2", "iputils-ping", "procps", "less",
 )
 DEPLOY_USER = "cluster"
 

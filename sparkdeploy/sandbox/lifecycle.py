@@ -58,14 +58,14 @@ class UpResult:
 
 
 def up(backend_name: str, variant: str, fresh: bool = False,
-       progress: Callable[[str], None] = lambda _line: None) -> UpResult:
-    """Start a sandbox, or keep the running one when it already has this backend and variant;
-    either way it ends with the stand-ins its data points at installed."""
+       progress: Callable[[str], None] = lambda _line: None, nodes: int = 1) -> UpResult:
+    """Start a sandbox of ``nodes`` hosts, or keep the running one when it already has this
+    backend, variant and size; either way it ends with the stand-ins its data points at installed."""
     started = time.monotonic()
     backend = load_backend(backend_name)
     current = load_state()
-    if current and not fresh and (current.backend, current.variant) == (backend_name, variant) \
-            and backend.is_up(current):
+    if current and not fresh and backend.is_up(current) \
+            and (current.backend, current.variant, len(current.hosts)) == (backend_name, variant, nodes):
         if _restart_stopped_servers(current, backend.prepare()):
             save_state(current)
         backend.install_standins(current, progress)
@@ -76,7 +76,7 @@ def up(backend_name: str, variant: str, fresh: bool = False,
     try:
         for field, server in _SERVERS.items():
             servers[field] = server.start(address, server.log_file)
-        state = backend.up(variant, toolkit_repo.repo_endpoint(), address)
+        state = backend.up(variant, toolkit_repo.repo_endpoint(), address, nodes)
     except BaseException:
         for field, record in servers.items():
             _SERVERS[field].stop(record["pid"])

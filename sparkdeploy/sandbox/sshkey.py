@@ -7,6 +7,7 @@ OpenSSH client is needed on the machine running the sandbox.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -55,3 +56,16 @@ def wait_for_ssh(hostname: str, port: int, user: str, private_key: Path, timeout
     raise SandboxError(f"SSH to {user}@{hostname}:{port} did not work within {timeout:.0f} s "
                        f"({last_error})")
 
+
+
+def run_as_root(data: dict, command: str, timeout: float = 300) -> tuple[int, str, str]:
+    """Run ``command`` as root on the sandbox host with inventory ``data``, over a new SSH
+    connection (deploys restart sshd between commands); return status, stdout and stderr."""
+    with paramiko.SSHClient() as client:
+        client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())
+        client.connect(data["ssh_hostname"], port=data["ssh_port"], username=data["ssh_user"],
+                       key_filename=data["ssh_key"], allow_agent=False, look_for_keys=False)
+        _, stdout, stderr = client.exec_command("sudo -n sh -c " + shlex.quote(command),
+                                                timeout=timeout)
+        output, error = stdout.read().decode(), stderr.read().decode()
+        return stdout.channel.recv_exit_status(), output, error

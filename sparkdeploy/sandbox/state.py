@@ -27,6 +27,12 @@ SSH_KEY_FILE = SANDBOX_DIR / "id_ed25519"
 HOST_NAME = "sandbox"
 
 
+def node_names(count: int) -> list[str]:
+    """Inventory names of a sandbox's hosts: one keeps HOST_NAME, a cluster numbers them
+    (head first); HOST_NAME is then their group."""
+    return [HOST_NAME] if count == 1 else [f"{HOST_NAME}-{i}" for i in range(1, count + 1)]
+
+
 @dataclass
 class SandboxState:
     backend: str

@@ -80,7 +80,10 @@ def prepare() -> str:
     return "127.0.0.1"
 
 
-def up(variant: str, repo: RepoEndpoint, repo_address: str) -> SandboxState:
+def up(variant: str, repo: RepoEndpoint, repo_address: str, nodes: int = 1) -> SandboxState:
+    if nodes != 1:
+        raise SandboxError("the VM backend makes one host; a cabled pair is the container "
+                           "backend's (sparkdeploy sandbox up --nodes 2)")
     if repo_address != "127.0.0.1":
         raise SandboxError(f"the VM reaches this machine's loopback only, not {repo_address}")
     public_key = ensure_keypair(SSH_KEY_FILE)

@@ -8,19 +8,18 @@ an operator runs it (``pyinfra inventory.py deploy.py --limit sandbox``), drift 
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import paramiko
 import pytest
 
 from sparkdeploy.apply import ApplyReport, apply_deploy
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.drift import pyinfra_executable
 from sparkdeploy.inventory import hosts_data, load_inventory
+from sparkdeploy.sandbox.sshkey import run_as_root
 from sparkdeploy.sandbox.state import HOST_NAME, SandboxState, load_state
 
 SPARKDEPLOY = str(Path(sys.executable).with_name("sparkdeploy"))
@@ -95,15 +94,9 @@ def on_sandbox(sandbox: SandboxState):
     data = sandbox.hosts[HOST_NAME]
 
     def run(command: str, check: bool = True) -> str:
-        with paramiko.SSHClient() as client:
-            client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())
-            client.connect(data["ssh_hostname"], port=data["ssh_port"], username=data["ssh_user"],
-                           key_filename=data["ssh_key"], allow_agent=False, look_for_keys=False)
-            _, stdout, stderr = client.exec_command("sudo -n sh -c " + shlex.quote(command),
-                                                    timeout=300)
-            output, error = stdout.read().decode(), stderr.read().decode()
-            if check and stdout.channel.recv_exit_status() != 0:
-                pytest.fail(f"on the sandbox, `{command}` failed: {error.strip()}")
+        status, output, error = run_as_root(data, command)
+        if check and status != 0:
+            pytest.fail(f"on the sandbox, `{command}` failed: {error.strip()}")
         return output
 
     return run

@@ -185,3 +185,19 @@ def test_every_two_node_upstream_recipe_renders_for_two_sparks(name):
         # the head's --host follows vllm_expose_to_lan (0.0.0.0, as upstream's defaults)
         assert services[host_name].argv == upstream_cluster_argv(
             UPSTREAM / name, 2, rank, "192.168.177.11"), host_name
+
+
+def test_the_sandbox_pair_is_a_valid_cluster_on_the_container_link_interfaces():
+    """What ``sparkdeploy sandbox up --nodes 2`` records renders as a tp-2 cluster."""
+    from sparkdeploy.sandbox import links
+    from sparkdeploy.sandbox.state import HOST_NAME, node_names
+    from sparkdeploy.standins import sandbox_data
+
+    hosts = {name: {**sandbox_data(), "secrets_dir": "/nonexistent", **links.node_data(HOST_NAME, rank)}
+             for rank, name in enumerate(node_names(2))}
+    services = validate_inventory(hosts)
+    head, worker = (services[name] for name in node_names(2))
+    assert head.serves_http and not worker.serves_http
+    assert head.cluster.head.interface == "eth1" and worker.node.ip == "192.168.177.12"
+    assert "--headless" in worker.argv and "--headless" not in head.argv
+    assert shlex.join(["--tensor-parallel-size", "2"]) in shlex.join(head.argv)
