@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from sparkdeploy.bench_facts import FactMissing, running_image, tokenizer_path
 from sparkdeploy.bench_results import BenchRecord, compare, format_table, history, save_record
 from sparkdeploy.bench_tool import BenchSettings, Measurement, benchy_command, parse_report
 from sparkdeploy.commands.bench import plan_jobs
-from sparkdeploy.data import documented_defaults
+from sparkdeploy.data import documented_defaults, service_home
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import validate_inventory
 
@@ -181,3 +182,35 @@ def test_model_selects_the_hosts_serving_it_and_an_unserved_one_is_refused(inven
     assert [job.host for job in plan_jobs(hosts, data, services, served, False)] == ["stella.home.arpa"]
     with pytest.raises(ConfigError, match="no selected host serves it"):
         plan_jobs(hosts, data, services, "no/such-model", False)
+
+
+# -- facts read from the host ---------------------------------------------------------------------
+
+def test_the_tokenizer_is_read_from_the_snapshot_the_hosts_default_branch_points_at(inventory_data):
+    data = inventory_data()
+    service = validate_inventory(data)["pegasus.home.arpa"]
+    path = tokenizer_path(service, data["pegasus.home.arpa"])
+    hub = f"{service_home(data['pegasus.home.arpa'])}/.cache/huggingface/hub"
+    repo_dir = f"{hub}/models--openai--gpt-oss-120b"
+    assert path == f"{repo_dir}/snapshots/$(cat {repo_dir}/refs/main)/tokenizer.json"
+
+
+def test_the_running_containers_image_is_inspected_as_root_and_its_digest_kept():
+    digest = "sha256:" + "d" * 64
+    commands: list[str] = []
+
+    def host(command: str) -> tuple[int, str]:
+        commands.append(command)
+        if "container inspect" in command:
+            return 0, "sha256:" + "e" * 64 + "\n"
+        return 0, f"id sha256:{'e' * 64}\nlabel {{\"method\": \"build\"}}\ndigest {digest}\nlegacy \n"
+
+    image = running_image(host, "vllm-gpt-oss")
+    assert image.digest == digest and image.image_id == "sha256:" + "e" * 64
+    assert all(command.startswith("sudo -n sh -c ") for command in commands)
+    assert "e" * 64 in commands[1]
+
+
+def test_a_missing_container_says_so():
+    with pytest.raises(FactMissing, match="no container vllm-gpt-oss"):
+        running_image(lambda command: (1, "Error: No such container: vllm-gpt-oss"), "vllm-gpt-oss")
