@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sparkdeploy.bench_tool import Measurement
+from sparkdeploy.errors import ConfigError
 
 # (record attribute, column heading, True when a higher value is better)
 METRICS = (("prefill_tps", "prefill tok/s", True), ("decode_tps", "decode tok/s", True),
@@ -97,10 +98,16 @@ def save_record(results_dir: Path, record: BenchRecord) -> Path:
 def history(results_dir: Path, host: str, model: str, route: str) -> list[BenchRecord]:
     """Every stored run of ``host``'s ``model`` over ``route``, oldest first."""
     folder = record_dir(results_dir, host, model)
-    found = [(BenchRecord.from_json(path.read_text()), path.stat().st_mtime_ns)
-             for path in folder.glob(f"{_safe(route)}-*.json")]
+    found = [(_read(path), path.stat().st_mtime_ns) for path in folder.glob(f"{_safe(route)}-*.json")]
     found.sort(key=lambda pair: (pair[0].date, pair[1]))  # two runs in one second: file order
     return [record for record, _ in found if record.route == route]
+
+
+def _read(path: Path) -> BenchRecord:
+    try:
+        return BenchRecord.from_json(path.read_text())
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(str(path), None, f"not a benchmark record ({exc}): move it away or fix it") from exc
 
 
 def compare(previous: BenchRecord, current: BenchRecord, threshold: float) -> list[Change]:

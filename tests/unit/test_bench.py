@@ -109,6 +109,13 @@ def test_two_runs_in_the_same_second_are_both_kept(tmp_path):
     assert [r.measurements[0].decode_tps for r in history(tmp_path, "spark", MODEL, "direct")] == [60.0, 50.0]
 
 
+def test_a_broken_record_is_named_not_a_traceback(tmp_path):
+    path = save_record(tmp_path, record())
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a benchmark record"):
+        history(tmp_path, "spark", MODEL, "direct")
+
+
 def test_a_record_holds_exactly_what_was_measured_and_on_what():
     stored = json.loads(record().to_json())
     assert set(stored) == {"host", "model", "route", "date", "recipe", "image", "image_digest", "image_id",
