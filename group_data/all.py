@@ -144,6 +144,27 @@ verify_timeout = 120
 # Reach vLLM and the proxy through an SSH tunnel to the host (for ports not reachable directly).
 verify_via_ssh = False
 
+# --- Benchmarks (sparkdeploy bench, with llama-benchy) ------------------------------------
+# Prompt sizes in tokens (llama-benchy --pp; 2048 is its default, as published figures use).
+bench_prompt_tokens = [2048]
+# Tokens each request generates, exactly (llama-benchy --tg --exact-tg; 32 is its default).
+bench_generation_tokens = [32]
+# Concurrent requests per test (llama-benchy --concurrency); 1 is the single-stream speed.
+bench_concurrency = [1, 2, 4, 8]
+# Measured runs per test, after one warm-up run (llama-benchy --runs).
+bench_runs = 3
+# Seconds one endpoint's measurement may take before it is stopped and reported as failed.
+bench_timeout = 1800
+# A throughput that falls, or a time to first token that rises, by more than this fraction of
+# the previous run's is a regression (flagged; exit status 2).
+bench_regression_threshold = 0.1
+# Local tokenizer.json prompts are cut with; None = the served model's own, read from the host's weights.
+bench_tokenizer = None
+# Local text file prompts are cut from; None = llama-benchy's default book (fetched from gutenberg.org once).
+bench_corpus = None
+# Where benchmark records (one JSON per run, per host and model) and the chart go, beside secrets_dir.
+bench_results_dir = ".sparkdeploy/bench"
+
 # --- Model weights ------------------------------------------------------------------------
 # Where weights come from: "hf_cache" (the service user's ~/.cache/huggingface) or "nfs".
 model_store = "hf_cache"

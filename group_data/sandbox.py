@@ -57,3 +57,12 @@ model_progress_interval = 3
 # first start; no package registry ships them, so in the sandbox the proxy runs stateless.
 # Postgres itself (the stand-in image) still runs and is health-checked.
 proxy_use_database = False
+
+# sparkdeploy bench: small tests (the stand-in's numbers mean nothing), and a local text to cut
+# prompts from (no route to gutenberg.org); the tokenizer is the stand-in model's own.
+bench_prompt_tokens = [128]
+bench_generation_tokens = [16]
+bench_concurrency = [1, 2]
+bench_runs = 1
+bench_timeout = 300
+bench_corpus = "README.md"

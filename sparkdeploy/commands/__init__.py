@@ -1,5 +1,5 @@
 """Subcommands of ``sparkdeploy``; each module has ``add_parser(subparsers)``."""
 
-from sparkdeploy.commands import clients, drift, render, sandbox, secrets, standins, verify
+from sparkdeploy.commands import bench, clients, drift, render, sandbox, secrets, standins, verify
 
-COMMANDS = [render, clients, secrets, sandbox, standins, verify, drift]
+COMMANDS = [render, clients, secrets, sandbox, standins, verify, drift, bench]

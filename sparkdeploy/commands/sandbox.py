@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TextIO
 
 from sparkdeploy.sandbox.backends import BACKENDS, DEFAULT_BACKEND
 from sparkdeploy.sandbox.image import VARIANTS
@@ -73,12 +74,13 @@ def _status(_args: argparse.Namespace) -> int:
     return 0
 
 
-def progress_printer():
-    """Progress lines for long steps (first image builds take minutes), stamped with the time."""
+def progress_printer(stream: TextIO | None = None):
+    """Progress lines for long steps (first image builds take minutes), stamped with the time;
+    on stdout unless ``stream`` says otherwise."""
     started = time.monotonic()
 
     def report(line: str) -> None:
-        print(f"  [{time.monotonic() - started:5.0f} s] {line}", flush=True)
+        print(f"  [{time.monotonic() - started:5.0f} s] {line}", file=stream or sys.stdout, flush=True)
 
     return report
 

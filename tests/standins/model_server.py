@@ -14,6 +14,12 @@ the failures the proxy's tool-fix callback repairs, as vLLM puts them in ``conte
     [harmony-multiedit]   a leaked MultiEdit call (a tool Claude Code no longer has)
     [harmony-thinking]    a clean text reply whose reasoning carries leaked Harmony tokens
 
+A request with vLLM's ``ignore_eos`` (a benchmark's fixed-length generation, as llama-benchy's
+``--exact-tg`` sends) streams exactly ``max_tokens`` filler tokens, paced like a model: the first
+after the prompt at ``--prefill-tokens-per-second``, then ``--decode-tokens-per-second``. Its
+numbers mean nothing; they only make a benchmark's plumbing run. "The capital of France?" gets
+"Paris." (a benchmark's coherence check).
+
 Stdlib only (Python >= 3.11): it also runs in the sandbox image as a fake vLLM, started with vLLM's
 own command line (``vllm serve MODEL --port 8000 ...``; unknown flags are ignored). Each request
 body is logged as one JSON line (``--request-log``, default stderr) so tests can assert on what
@@ -38,6 +44,9 @@ SYSTEM_FINGERPRINT = "fp_standin_vllm"
 TEXT_REPLY = "Hello from the stand-in model. Nothing to do."
 REASONING = "The user wants this done; a tool call is the way."
 STREAM_PIECE_CHARS = 7  # small deltas, so Harmony markers straddle chunks as they do from vLLM
+FILLER_TOKEN = " token"
+DEFAULT_PREFILL_TOKENS_PER_SECOND = 8000.0
+DEFAULT_DECODE_TOKENS_PER_SECOND = 400.0
 
 _MODES = ("clean", "text", "harmony-leak-2", "harmony-leak", "harmony-stripped", "harmony-malformed",
           "harmony-multiedit", "harmony-thinking")
@@ -118,6 +127,8 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
     mode = reply_mode(body)
     after_tool = bool(body.get("messages")) and body["messages"][-1].get("role") == "tool"
     tools = offered_tools(body)
+    if "capital of france" in _last_user_text(body).lower():
+        return _text_reply("Paris.")
     if after_tool or not tools or mode == "text":
         return _text_reply(TEXT_REPLY)
     if mode == "harmony-thinking":
@@ -207,6 +218,30 @@ def completion_chunks(body: dict[str, Any], reply: dict[str, Any], model: str) -
         yield {**base, "choices": [], "usage": _usage(body, reply)}
 
 
+def generation_chunks(body: dict[str, Any], model: str, prefill_tokens_per_second: float,
+                      decode_tokens_per_second: float) -> Iterator[dict[str, Any]]:
+    """A fixed-length generation (``ignore_eos``): ``max_tokens`` tokens, one per chunk, paced;
+    with ``token_ids`` when the request asks for them (``return_token_ids``), as vLLM sends them."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model, "system_fingerprint": SYSTEM_FINGERPRINT}
+    count = max(1, int(body.get("max_tokens") or 16))
+    usage = _usage(body, {"content": "", "tool_calls": []})
+    usage.update(completion_tokens=count, total_tokens=usage["prompt_tokens"] + count)
+    time.sleep(usage["prompt_tokens"] / prefill_tokens_per_second)
+    yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                "logprobs": None, "finish_reason": None}]}
+    for index in range(count):
+        if index:
+            time.sleep(1 / decode_tokens_per_second)
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": FILLER_TOKEN}, "logprobs": None,
+                                  "finish_reason": "length" if index == count - 1 else None}
+        if body.get("return_token_ids"):
+            choice["token_ids"] = [4 + index % 26]
+        yield {**base, "choices": [choice]}
+    if (body.get("stream_options") or {}).get("include_usage"):
+        yield {**base, "choices": [], "usage": usage}
+
+
 def _pieces(text: str) -> list[str]:
     return [text[i:i + STREAM_PIECE_CHARS] for i in range(0, len(text), STREAM_PIECE_CHARS)]
 
@@ -265,6 +300,10 @@ class StandinHandler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                             "type": "NotFoundError", "code": 404}})
             return
+        if body.get("stream") and body.get("ignore_eos"):
+            self._send_stream(generation_chunks(body, body["model"], self.server.prefill_tokens_per_second,
+                                                self.server.decode_tokens_per_second))
+            return
         reply = build_reply(body)
         if body.get("stream"):
             self._send_stream(completion_chunks(body, reply, body["model"]))
@@ -299,15 +338,20 @@ class StandinHandler(BaseHTTPRequestHandler):
 
 
 class StandinServer(ThreadingHTTPServer):
-    """The HTTP server plus the names it serves and where request bodies are logged."""
+    """The HTTP server plus the names it serves, where request bodies are logged and how fast a
+    fixed-length generation goes."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], served_names: list[str], request_log: TextIO,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None,
+                 prefill_tokens_per_second: float = DEFAULT_PREFILL_TOKENS_PER_SECOND,
+                 decode_tokens_per_second: float = DEFAULT_DECODE_TOKENS_PER_SECOND) -> None:
         super().__init__(address, StandinHandler)
         self.served_names = served_names
         self.api_key = api_key
+        self.prefill_tokens_per_second = prefill_tokens_per_second
+        self.decode_tokens_per_second = decode_tokens_per_second
         self._request_log = request_log
         self._log_lock = threading.Lock()
 
@@ -332,6 +376,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--request-log", help="append each request body here as JSON (default: stderr)")
     parser.add_argument("--api-key", default=os.environ.get("VLLM_API_KEY") or None,
                         help="require this bearer token on /v1 routes (default: $VLLM_API_KEY, as vLLM)")
+    parser.add_argument("--prefill-tokens-per-second", type=float, default=DEFAULT_PREFILL_TOKENS_PER_SECOND,
+                        help="pace of a fixed-length (ignore_eos) generation's prompt")
+    parser.add_argument("--decode-tokens-per-second", type=float, default=DEFAULT_DECODE_TOKENS_PER_SECOND,
+                        help="pace of a fixed-length (ignore_eos) generation's tokens")
     args, unknown = parser.parse_known_args(rest)
     if unknown and not vllm_style:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -345,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         request_log = (stack.enter_context(open(args.request_log, "a", encoding="utf-8"))
                        if args.request_log else sys.stderr)
         server = stack.enter_context(
-            StandinServer((args.host, args.port), args.served_model_name, request_log, args.api_key))
+            StandinServer((args.host, args.port), args.served_model_name, request_log, args.api_key,
+                          args.prefill_tokens_per_second, args.decode_tokens_per_second))
         print(f"stand-in model server on {args.host}:{server.server_port} serving "
               f"{', '.join(args.served_model_name)}", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
