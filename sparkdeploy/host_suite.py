@@ -13,7 +13,7 @@ from typing import Any
 
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.data_values import one_line
-from sparkdeploy.drift import redact, stored_secrets
+from sparkdeploy.drift import inventory_secrets, redact
 
 HOST_SUITE = PROJECT_ROOT / "tests" / "host"
 
@@ -40,7 +40,7 @@ def _ssh_quote(value: str) -> str:
 
 def run_host_suite(host_names: Sequence[str], pytest_args: Sequence[str] = ()) -> int:
     """Run the suite against each host in turn, output redacted; return the worst exit code."""
-    worst, secrets = 0, stored_secrets()
+    worst, secrets = 0, inventory_secrets()
     for name in host_names:
         with subprocess.Popen(
                 [sys.executable, "-m", "pytest", str(HOST_SUITE), f"--inventory-host={name}",

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sparkdeploy.data import project_path
+from sparkdeploy.data import SECRET_KEYS, project_path
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.secret_values import reveal
 
@@ -121,6 +122,25 @@ def forget(host_name: str, data: Mapping[str, Any], name: str) -> bool:
     del stored[name]
     _write(path, stored)
     return True
+
+
+def known_secrets(hosts_data: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every secret of the inventory, supplied or generated (each host's ``secrets_dir``), in
+    each form it is written (as is, URL-quoted, line by line): what output must never show."""
+    values: set[str] = set()
+    for host_name, data in hosts_data.items():
+        values.update(str(reveal(data[name])) for name in SECRET_KEYS if data.get(name))
+        if data.get("secrets_dir"):
+            try:
+                stored = _read(secret_store_path(host_name, data))
+            except ConfigError:
+                stored = {}
+            values.update(value for value in stored.values() if isinstance(value, str))
+    forms = set(values)
+    for value in values:
+        forms.add(quote(value, safe=""))
+        forms.update(line.strip() for line in value.splitlines())
+    return sorted(form for form in forms if len(form) >= 8)
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:

@@ -18,9 +18,10 @@ import httpx
 import paramiko
 
 from sparkdeploy.commands.options import add_inventory_options, add_limit_option, load_hosts
+from sparkdeploy.drift import redact
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import validate_inventory
-from sparkdeploy.secrets import PROXY_SECRETS, VLLM_SECRETS, host_secrets
+from sparkdeploy.secrets import PROXY_SECRETS, VLLM_SECRETS, host_secrets, known_secrets
 from sparkdeploy.tunnel import SshTunnel
 from sparkdeploy.verify import (
     CheckResult,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for tunnel in tunnels.values():
             tunnel.close()
-    print(format_table(results))
+    print(redact(format_table(results), known_secrets(data)))
     failed = sum(not result.passed for result in results)
     print(f"\nsystem_fingerprint: {', '.join(sorted(fingerprints)) or '(none reported)'}")
     print(f"{len(results) - failed} passed, {failed} failed")
