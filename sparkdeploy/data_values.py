@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.secret_values import reveal
 
 # Characters a path, URL or name from data never needs: whitespace, control characters and
 # what a shell, an ssh_config, an apt source line or a compose file would read as syntax.
@@ -25,6 +26,8 @@ _SAFE_PATH = re.compile(r"/[A-Za-z0-9._@+,=:/-]*\Z")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]*\Z")
 _CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# a branch, tag or commit of a Hugging Face repository
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 _REPO_SCHEMES = ("https", "http", "ssh", "git", "file")
 
@@ -40,6 +43,8 @@ HTTP_URL_KEYS = ("model_hub_endpoint", "model_pip_index_url", "proxy_client_url"
 HOST_PATH_KEYS = ("service_home", "vllm_compose_dir", "proxy_compose_dir", "model_fetch_dir",
                   "upstream_checkout_dir", "upstream_build_log_dir", "model_store_nfs_dir",
                   "model_store_container_dir")
+# secrets that are tokens or passwords (cluster_ssh_key is a multi-line key file)
+ONE_WORD_SECRET_KEYS = ("model_hub_token", "vllm_api_key", "proxy_master_key", "proxy_db_password")
 # pyinfra's own connection keys, written into the ssh_config of ``drift --verify``.
 SSH_TEXT_KEYS = ("ssh_hostname", "ssh_user", "ssh_key", "ssh_known_hosts_file")
 
@@ -70,6 +75,10 @@ def check_values(host_name: str, data: Mapping[str, Any]) -> None:
     for key in SSH_TEXT_KEYS:
         if key in present:
             one_line(present[key], source, key)
+    for key in ONE_WORD_SECRET_KEYS:
+        if key in present and re.search(r"\s", str(reveal(present[key]))):
+            # the value is never shown: it is a secret
+            raise ConfigError(source, key, "a supplied secret must be one word (no spaces or newlines)")
     _named(present, source)
     _addresses(present, source)
 
@@ -118,7 +127,8 @@ def _named(present: Mapping[str, Any], source: str) -> None:
             ("clients_key_env", _IDENTIFIER, "an environment variable name, e.g. SPARKDEPLOY_PROXY_KEY"),
             ("service_user", _ACCOUNT, "a login name, e.g. cluster"),
             ("vllm_container_name", _CONTAINER, "letters, digits, '_', '.', '-'"),
-            ("vllm_address", _HOST_NAME, "a host name or address")):
+            ("vllm_address", _HOST_NAME, "a host name or address"),
+            ("model_revision", REVISION, "a branch or tag name, or a 40-hex commit id")):
         if key in present and not (isinstance(present[key], str) and pattern.match(present[key])):
             raise ConfigError(source, key, f"{present[key]!r} is not allowed here", allowed=allowed)
 

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sparkdeploy.data import PROJECT_ROOT, service_home
-from sparkdeploy.data_values import http_url
+from sparkdeploy.data_values import REVISION, http_url
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.model_repos import ModelRepo
 from sparkdeploy.secret_values import reveal
@@ -35,7 +35,6 @@ STORES = ("hf_cache", "nfs")
 ACTIVE_STATES = ("checking", "downloading")
 FAILED_STATES = ("failed", "no_space", "timeout", "too_large")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _WELL_KNOWN_TOKENS = {"hf_xxx", "changeme", "dummy", "token", "your-token", "hf_token"}
@@ -130,7 +129,7 @@ def weights_plan(host_name: str, data: Mapping[str, Any], repo: ModelRepo, recip
     revision = repo.revision
     revision_source, revision_key = ((source, "model_revision") if repo.role == "model"
                                      else (recipe_source, "command"))
-    if revision is not None and (not isinstance(revision, str) or not _REVISION.match(revision)
+    if revision is not None and (not isinstance(revision, str) or not REVISION.match(revision)
                                  or ".." in revision):
         raise ConfigError(revision_source, revision_key,
                           f"{revision!r} is not a branch, tag or commit of {model}",
