@@ -19,9 +19,10 @@ from sparkdeploy.secret_values import SuppliedSecret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "group_data" / "all.py"
-# What a key whose default is None holds when set (a None default cannot say).
+# Keys holding a secret: never shown in a message, supplied as a string or a SuppliedSecret.
 SECRET_KEYS = ("vllm_api_key", "cluster_ssh_key", "model_hub_token", "proxy_master_key",
                "proxy_db_password")
+# What a key whose default is None holds when set (a None default cannot say).
 UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("service_home", "recipe", "vllm_address", "cluster_group",
                      "upstream_checkout_dir", "verify_vllm_url", "model_revision",
