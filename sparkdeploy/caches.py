@@ -21,8 +21,8 @@ from sparkdeploy.errors import ConfigError
 VOCAB_FILE = "o200k_base.tiktoken"
 # The URL openai-harmony downloads from; tiktoken-rs caches it under sha1(URL).
 HARMONY_VOCAB_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_RELATIVE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_RELATIVE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*\Z")
 
 
 def tiktoken_rs_cache_name(url: str = HARMONY_VOCAB_URL) -> str:
@@ -96,7 +96,7 @@ def tiktoken_dir(data: Mapping[str, Any], home: str, source: str) -> str:
 
 def mode(data: Mapping[str, Any], source: str) -> str:
     value = data.get("caches_mode")
-    if not isinstance(value, str) or not re.match(r"^0?[0-7]{3}$", value):
+    if not isinstance(value, str) or not re.match(r"^0?[0-7]{3}\Z", value):
         raise ConfigError(source, "caches_mode", f"{value!r} is not an octal mode",
                           allowed="e.g. '0755'")
     if not int(value, 8) & 0o700 == 0o700:

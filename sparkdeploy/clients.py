@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +20,21 @@ from sparkdeploy.proxy import site_models
 from sparkdeploy.secrets import secret_store_path
 from sparkdeploy.vllm_service import VllmService
 
+# PowerShell ends a single-quoted string at any of these; each is escaped by doubling it.
+_PS1_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
+
+
+def ps1_quote(value: str) -> str:
+    """A PowerShell single-quoted (verbatim) string: nothing inside is expanded."""
+    for quote in _PS1_QUOTES:
+        value = value.replace(quote, quote * 2)
+    return f"'{value}'"
+
+
 _TEMPLATES = Environment(loader=FileSystemLoader(PROJECT_ROOT / "templates" / "clients"),
                          undefined=StrictUndefined, keep_trailing_newline=True)
+# Values reach launchers that run on client machines: each language quotes them its own way.
+_TEMPLATES.filters.update(sh=shlex.quote, ps1=ps1_quote, py=repr)
 
 
 def proxy_url(host_name: str, data: Mapping[str, Any]) -> str:
@@ -41,16 +55,26 @@ def client_files(hosts_data: Mapping[str, Mapping[str, Any]],
         context = {"base_url": base_url, "key_env": data["clients_key_env"],
                    "secret_store": secret_store_path(host_name, data)}
         for name in names:
-            slug = _slug(name)
-            for template, filename, mode in (
-                ("claude.sh.j2", f"claude-{slug}.sh", 0o755),
-                ("claude.ps1.j2", f"claude-{slug}.ps1", 0o644),
-                ("anthropic_sdk_example.py.j2", f"anthropic-{slug}.py", 0o644),
-            ):
-                content = _TEMPLATES.get_template(template).render(model=name, filename=filename, **context)
-                files[f"{host_name}/{filename}"] = (content, mode)
+            for filename, rendered in launcher_files(name, **context).items():
+                files[f"{host_name}/{filename}"] = rendered
         opencode = opencode_config(host_name, data, [by_name[name] for name in names])
         files[f"{host_name}/opencode.json"] = (json.dumps(opencode, indent=2) + "\n", 0o644)
+    return files
+
+
+def launcher_files(model: str, base_url: str, key_env: str,
+                   secret_store: object) -> dict[str, tuple[str, int]]:
+    """File name -> (content, mode) of the launchers for one model of a proxy."""
+    slug = _slug(model)
+    files = {}
+    for template, filename, mode in (
+        ("claude.sh.j2", f"claude-{slug}.sh", 0o755),
+        ("claude.ps1.j2", f"claude-{slug}.ps1", 0o644),
+        ("anthropic_sdk_example.py.j2", f"anthropic-{slug}.py", 0o644),
+    ):
+        files[filename] = (_TEMPLATES.get_template(template).render(
+            model=model, filename=filename, base_url=base_url, key_env=key_env,
+            secret_store=secret_store), mode)
     return files
 
 

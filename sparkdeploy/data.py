@@ -15,9 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from sparkdeploy.errors import ConfigError, type_name
+from sparkdeploy.secret_values import SuppliedSecret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "group_data" / "all.py"
+# Keys holding a secret: never shown in a message, supplied as a string or a SuppliedSecret.
+SECRET_KEYS = ("vllm_api_key", "cluster_ssh_key", "model_hub_token", "proxy_master_key",
+               "proxy_db_password")
+# What a key whose default is None holds when set (a None default cannot say).
+UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("service_home", "recipe", "vllm_address", "cluster_group",
+                     "upstream_checkout_dir", "verify_vllm_url", "model_revision",
+                     "model_hub_endpoint", "model_pip_index_url", "proxy_client_url"), (str,)),
+    **dict.fromkeys(("cluster_link_addresses", "sshd_key_login_users"), (list, tuple)),
+    **dict.fromkeys(SECRET_KEYS, (str, SuppliedSecret)),
+}
 
 
 @cache
@@ -33,9 +45,17 @@ def documented_defaults() -> dict[str, Any]:
 def check_types(host_name: str, data: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for a data value whose type differs from its default's."""
     for key, default in documented_defaults().items():
-        if default is None or key not in data:
+        if key not in data or (data[key] is None and default is None):
             continue
         value = data[key]
+        if default is None:
+            if not isinstance(value, UNSET_DEFAULT_TYPES[key]) or isinstance(value, bool):
+                shown = type_name(value) if key in SECRET_KEYS else f"{type_name(value)} {value!r}"
+                raise ConfigError(
+                    f"host {host_name!r} (inventory.py, group_data/ or --data)", key,
+                    f"expected None or {type_name(UNSET_DEFAULT_TYPES[key][0]())}, got {shown}",
+                )
+            continue
         if not _same_kind(default, value):
             raise ConfigError(
                 f"host {host_name!r} (inventory.py, group_data/ or --data)", key,

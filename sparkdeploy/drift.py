@@ -5,7 +5,7 @@ detection off, so this runs ``pyinfra INVENTORY DEPLOY --dry --json --data drift
 reads ``plan[*].hosts_with_change``. ``hosts_with_conditional_change`` is ignored: it lists every
 ``_if``-gated operation whether or not its condition will hold. Any pyinfra failure (a host
 unreachable, invalid data) is an error, never "clean". Output passes through :func:`redact`, so
-no stored secret reaches a terminal or CI log.
+no secret of the inventory, supplied or generated, reaches a terminal or CI log.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from pyinfra_cli.cli import _get_inventory_pattern_matches
 
-from sparkdeploy.data import PROJECT_ROOT, documented_defaults, project_path
+from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.errors import ConfigError
-from sparkdeploy.inventory import load_inventory
+from sparkdeploy.inventory import hosts_data, load_inventory
+from sparkdeploy.secrets import known_secrets
 
 EXIT_CLEAN, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 # pyinfra's per-host failure lines on stderr, e.g. "[h] Could not connect (...)".
@@ -147,21 +148,15 @@ def format_report(report: DriftReport, secrets: Iterable[str] | None = None) -> 
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Replace every stored secret value in ``text`` with ``***``."""
-    for secret in sorted(set(stored_secrets() if secrets is None else secrets), key=len,
+    """Replace every secret in ``text`` with ``***``: ``secrets``, or else every secret of the
+    inventory (supplied or generated). The one redaction all output passes through."""
+    for secret in sorted(set(inventory_secrets() if secrets is None else secrets), key=len,
                          reverse=True):
         if len(secret) >= 8:
             text = text.replace(secret, "***")
     return text
 
 
-def stored_secrets() -> list[str]:
-    """Every generated secret kept on this workstation (``secrets_dir``), for :func:`redact`."""
-    values = []
-    for path in project_path(documented_defaults()["secrets_dir"]).glob("*.json"):
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        values += [value for value in stored.values() if isinstance(value, str)]
-    return values
+def inventory_secrets(inventory: str = "inventory.py") -> list[str]:
+    """Every secret of the inventory's hosts, for :func:`redact`."""
+    return known_secrets(hosts_data(load_inventory(inventory)))

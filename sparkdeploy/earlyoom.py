@@ -26,9 +26,9 @@ _WITH_VALUE = {"-m", "-s", "-M", "-S", "-N", "-r", "--prefer", "--avoid", "--ign
 _VERSION = re.compile(r"^(?:\d+:)?(\d+)\.(\d+)")
 # Process names are matched against /proc/PID/comm; no quoting survives both /bin/sh (the
 # init script sources the file) and systemd's EnvironmentFile, so keep patterns plain.
-_PATTERN = re.compile(r"^[^\s'\"\\`$]+$")
+_PATTERN = re.compile(r"^[^\s'\"\\`$]+\Z")
 # A '$' that no shell or systemd would expand (end of word, or before a regex character).
-_WORD = re.compile(r"^(?:[^\s'\"\\`$]|\$(?![A-Za-z0-9_{(]))+$")
+_WORD = re.compile(r"^(?:[^\s'\"\\`$]|\$(?![A-Za-z0-9_{(]))+\Z")
 
 
 def parse_version(deb_version: str | None) -> tuple[int, int] | None:

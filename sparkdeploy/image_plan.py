@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from sparkdeploy.data import upstream_checkout_dir
+from sparkdeploy.data_values import repository_url
 from sparkdeploy.errors import ConfigError
 
 BUILD = "build"
@@ -185,9 +186,7 @@ def upstream_checkout(host_name: str, data: Mapping[str, Any]) -> UpstreamChecko
     if not _SHA.fullmatch(commit):
         raise ConfigError(source, "upstream_commit", f"{commit!r} is not a full commit id",
                           allowed="40 lowercase hex digits (branches and tags move)")
-    url = str(data["upstream_repo_url"])
-    if not url or url.startswith("-") or any(c.isspace() for c in url):
-        raise ConfigError(source, "upstream_repo_url", f"{url!r} is not a repository URL or path")
+    url = repository_url(data["upstream_repo_url"], source, "upstream_repo_url")
     return UpstreamCheckout(url, commit, upstream_checkout_dir(data))
 
 

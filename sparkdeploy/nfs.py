@@ -22,10 +22,10 @@ RPC_PIPEFS_UNIT = "run-rpc_pipefs.mount"
 # Accepted but ignored by the kernel since 2.6.25.
 OBSOLETE_OPTIONS = ("intr", "nointr")
 _KEYS = {"source", "path", "fstype", "options", "docker_requires"}
-_SOURCE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:/\S*$")
-_OPTION = re.compile(r"^[A-Za-z0-9_.\-]+(=[A-Za-z0-9_.:/\-]+)?$")
-_MOUNT_POINT = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?$")
+_SOURCE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:/\S*\Z")
+_OPTION = re.compile(r"^[A-Za-z0-9_.\-]+(=[A-Za-z0-9_.:/\-]+)?\Z")
+_MOUNT_POINT = re.compile(r"^(/[A-Za-z0-9_.\-]+)+\Z")
+_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?\Z")
 
 
 @dataclass(frozen=True)

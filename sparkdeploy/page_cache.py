@@ -17,7 +17,7 @@ CRON_PATH = "/etc/cron.d/drop-caches"
 DROP_COMMAND = "sync && echo 3 > /proc/sys/vm/drop_caches"
 _SPECIAL = ("@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _RANGE = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
-_FIELD = re.compile(rf"^{_RANGE}(,{_RANGE})*$")
+_FIELD = re.compile(rf"^{_RANGE}(,{_RANGE})*\Z")
 
 
 def cron_schedule(value: Any, source: str) -> str | None:

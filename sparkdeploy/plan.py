@@ -16,6 +16,7 @@ import yaml
 
 from sparkdeploy.cluster import cluster_of, clusters
 from sparkdeploy.data import PROJECT_ROOT, check_types
+from sparkdeploy.data_values import check_values
 from sparkdeploy.proxy import (
     CALLBACK_MODULE,
     litellm_config,
@@ -61,6 +62,7 @@ def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str,
     name (every rank of a cluster: only heads serve HTTP)."""
     for host_name, data in hosts_data.items():
         check_types(host_name, data)
+        check_values(host_name, data)
     found = clusters(hosts_data)
     return {
         host_name: service for host_name, data in hosts_data.items()

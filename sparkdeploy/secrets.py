@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sparkdeploy.data import project_path
+from sparkdeploy.data import SECRET_KEYS, project_path
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.secret_values import reveal
 
 
 def _ssh_private_key() -> str:
@@ -48,6 +51,9 @@ _GENERATORS = {
 PROXY_SECRETS = ("proxy_master_key", "proxy_db_password")
 VLLM_SECRETS = ("vllm_api_key",)
 CLUSTER_SECRETS = ("cluster_ssh_key",)
+# placed as KEY=value lines of a compose env file, which interpolates $ and strips # comments
+ENV_FILE_SECRETS = PROXY_SECRETS + VLLM_SECRETS
+_ENV_FILE_VALUE = re.compile(r"[A-Za-z0-9\-_.~+/=:@%^*!,]+")
 _MIN_LENGTH = 16  # every copy-pasted tutorial default is shorter
 
 
@@ -60,12 +66,17 @@ def secret_store_path(host_name: str, data: Mapping[str, Any]) -> Path:
 def host_secrets(host_name: str, data: Mapping[str, Any],
                  names: tuple[str, ...] = PROXY_SECRETS) -> dict[str, str]:
     """The host's secrets ``names``: operator-supplied where given, else generated once and stored."""
-    supplied = {name: data.get(name) for name in names if data.get(name)}
+    supplied = {name: reveal(data.get(name)) for name in names if data.get(name)}
     for name, value in supplied.items():
         if not isinstance(value, str) or len(value) < _MIN_LENGTH or len(set(value)) < 8:
             raise ConfigError(f"host {host_name!r} data", name,
                               f"a supplied secret must be a random string of at least {_MIN_LENGTH} "
                               "characters (tutorial defaults are not secrets)")
+        if name in ENV_FILE_SECRETS and not _ENV_FILE_VALUE.fullmatch(value):
+            raise ConfigError(f"host {host_name!r} data", name,
+                              "a supplied secret goes into a compose env file, which would re-read "
+                              "whitespace, quotes, '$', '#' or '\\' in it",
+                              allowed="letters, digits and -_.~+/=:@%^*!,")
     missing = [name for name in names if name not in supplied]
     if not missing:
         return supplied
@@ -111,6 +122,26 @@ def forget(host_name: str, data: Mapping[str, Any], name: str) -> bool:
     del stored[name]
     _write(path, stored)
     return True
+
+
+def known_secrets(hosts_data: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every secret of the inventory, supplied or generated (each host's ``secrets_dir``), in
+    each form it is written (as is, URL-quoted, line by line): what output must never show."""
+    values: set[str] = set()
+    for host_name, data in hosts_data.items():
+        values.update(str(reveal(data[name])) for name in SECRET_KEYS if data.get(name))
+        if data.get("secrets_dir"):
+            try:
+                stored = _read(secret_store_path(host_name, data))
+            except ConfigError:
+                stored = {}
+            values.update(value for value in stored.values() if isinstance(value, str))
+    forms = set(values)
+    for value in values:
+        forms.add(quote(value, safe=""))
+        # a key file shows up line by line; its BEGIN/END lines are no secret
+        forms.update(line.strip() for line in value.splitlines() if not line.startswith("-----"))
+    return sorted(form for form in forms if len(form) >= 8)
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:

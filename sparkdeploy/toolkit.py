@@ -29,7 +29,7 @@ SOURCES_PATH = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 MANAGED_MARKER = "Managed by sparkdeploy"
 # Any of these means a Docker engine is installed (distribution, Docker's or a moby build).
 DOCKER_ENGINE_PACKAGES = ("docker.io", "docker-ce", "moby-engine", "docker-engine")
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[~+.-][0-9A-Za-z.~+-]*)?$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[~+.-][0-9A-Za-z.~+-]*)?\Z")
 _FETCH_KEY = ("curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --dearmor -o "
               "files/nvidia-container-toolkit-keyring.gpg")
 

@@ -9,6 +9,7 @@ loops and leaks unified memory), and vLLM is the preferred OOM victim.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ MXFP4_GPU_MEMORY_LIMIT = 0.90
 _MOD_SENTINEL = "/workspace/.sparkdeploy-mods-applied"
 _MODS_SOURCE_DIR = "/opt/sparkdeploy-mods"
 _WILDCARDS = ("0.0.0.0", "::", "")
+_SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -204,16 +206,18 @@ def _with_flag(argv: list[str], flag: str, value: str) -> list[str]:
 def _served_name(argv: list[str], recipe: Recipe) -> str:
     """The model id clients see: --served-model-name, else the model vLLM was told to serve."""
     served = flag_value(argv, "--served-model-name")
-    if served:
-        return served
-    if argv[:2] == ["vllm", "serve"] and len(argv) > 2 and not argv[2].startswith("-"):
-        return argv[2]
-    model = flag_value(argv, "--model") or recipe.model
-    if not model:
+    if not served and argv[:2] == ["vllm", "serve"] and len(argv) > 2 and not argv[2].startswith("-"):
+        served = argv[2]
+    served = served or flag_value(argv, "--model") or recipe.model
+    if not served:
         raise ConfigError(recipe.source, "command",
                           "cannot tell which model the command serves",
                           allowed="'vllm serve MODEL ...', --served-model-name or a 'model' key")
-    return model
+    if not _SERVED_NAME.fullmatch(served):
+        # the name reaches client launchers (.sh, .ps1, .py) that run on other machines
+        raise ConfigError(recipe.source, "command", f"served model name {served!r} is not allowed",
+                          allowed="letters, digits and ._:/+- (e.g. openai/gpt-oss-120b)")
+    return served
 
 
 def _port(argv: list[str], values: Mapping[str, Any], recipe: Recipe) -> int:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from sparkdeploy.data import PROJECT_ROOT, service_home
+from sparkdeploy.data_values import REVISION, http_url
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.model_repos import ModelRepo
+from sparkdeploy.secret_values import reveal
 
 # The last huggingface_hub release that resumes a partial blob (``blobs/<etag>.incomplete``)
 # across processes; 1.18 switched to per-process temporary files deleted on failure.
@@ -31,9 +34,8 @@ STORES = ("hf_cache", "nfs")
 # States of files/fetch_weights.py's status.json.
 ACTIVE_STATES = ("checking", "downloading")
 FAILED_STATES = ("failed", "no_space", "timeout", "too_large")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _WELL_KNOWN_TOKENS = {"hf_xxx", "changeme", "dummy", "token", "your-token", "hf_token"}
 
@@ -127,7 +129,7 @@ def weights_plan(host_name: str, data: Mapping[str, Any], repo: ModelRepo, recip
     revision = repo.revision
     revision_source, revision_key = ((source, "model_revision") if repo.role == "model"
                                      else (recipe_source, "command"))
-    if revision is not None and (not isinstance(revision, str) or not _REVISION.match(revision)
+    if revision is not None and (not isinstance(revision, str) or not REVISION.match(revision)
                                  or ".." in revision):
         raise ConfigError(revision_source, revision_key,
                           f"{revision!r} is not a branch, tag or commit of {model}",
@@ -160,17 +162,12 @@ def _positive_int(value: Any, source: str, key: str) -> int:
 
 
 def _url_or_none(value: Any, source: str, key: str) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(source, key, f"{value!r} is not an http(s) URL",
-                          allowed="None or a URL such as https://huggingface.co")
-    return value.rstrip("/")
+    return None if value is None else http_url(value, source, key).rstrip("/")
 
 
 def _token(value: Any, source: str) -> str | None:
     """The hub token, checked without ever putting it into a message."""
+    value = reveal(value)
     if value is None:
         return None
     if (not isinstance(value, str) or not 8 <= len(value) <= 512 or re.search(r"\s", value)
@@ -201,7 +198,7 @@ def pip_install_args(index_url: str | None) -> str:
         parts = urlsplit(index_url)
         if parts.scheme == "http" and parts.hostname:
             args += ["--trusted-host", parts.hostname]
-    return " ".join(args)
+    return shlex.join(args)
 
 
 # --- what a cache holds ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sparkdeploy.cluster_trust import (
 )
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.operations import secret_file
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.secrets import CLUSTER_SECRETS, host_secrets, ssh_public_key
 
@@ -39,10 +40,10 @@ def cluster_trust(plan: HostPlan) -> None:
     if service.node.rank == 0:
         files.directory(name="Keep root's SSH directory private", path="/root/.ssh",
                         user="root", group="root", mode="0700")
-        files.put(
+        secret_file(
             name=f"Place the key this head copies images to its workers with ({HEAD_KEY}, secret)",
-            src=StringIO(key),
-            dest=HEAD_KEY,
+            content=key,
+            path=HEAD_KEY,
             user="root", group="root", mode="0600",
         )
         host_keys = {worker.host_name: _host_key(worker.host_name) for worker in cluster.workers}

@@ -1,6 +1,7 @@
 """Compose projects for vLLM and the proxy, rendered from the host's recipe and data.
 
-Secret files are placed with mode 0600 and an operation name that never shows their content.
+Secret files are placed 0600 from their first byte, and neither an operation nor ``--diff``
+ever shows their content (:func:`sparkdeploy.operations.secret_file`).
 The operations are returned per project, so a project restarts only when its own files changed.
 """
 
@@ -13,6 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
+from sparkdeploy.operations import secret_file
 from sparkdeploy.plan import HostPlan, RenderedFile
 
 
@@ -40,8 +42,17 @@ def _place(rendered: RenderedFile) -> OperationMeta:
             group=rendered.group,
             mode=rendered.mode,
         )
+    if rendered.secret:
+        return secret_file(
+            name=f"Place {rendered.path} (secret)",
+            content=rendered.content,
+            path=rendered.path,
+            user=rendered.user,
+            group=rendered.group,
+            mode=rendered.mode,
+        )
     return files.put(
-        name=f"Place {rendered.path}" + (" (secret)" if rendered.secret else ""),
+        name=f"Place {rendered.path}",
         src=StringIO(rendered.content),
         dest=rendered.path,
         user=rendered.user,

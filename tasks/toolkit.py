@@ -19,6 +19,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from sparkdeploy import daemon_json, toolkit
+from sparkdeploy.data_values import http_url
 from sparkdeploy.operations import docker_nvidia_runtime
 from sparkdeploy.packages import missing_packages
 
@@ -27,9 +28,10 @@ from sparkdeploy.packages import missing_packages
 def container_toolkit() -> None:
     source = f"host {host.name!r} data"
     version = toolkit.check_version(host.data.toolkit_version, source)
+    repo_url = http_url(host.data.toolkit_repo_url, source, "toolkit_repo_url")
     installed = host.get_fact(DebPackages)
     marker = host.get_fact(FindInFile, path=toolkit.SOURCES_PATH, pattern=toolkit.MANAGED_MARKER)
-    prefix = toolkit.repo_url_prefix(host.data.toolkit_repo_url)
+    prefix = toolkit.repo_url_prefix(repo_url)
     listed_in = host.get_fact(
         Command, command=f"grep -rlF -- {shlex.quote(prefix)} /etc/apt/sources.list "
         f"/etc/apt/sources.list.d 2>/dev/null | grep -vxF {toolkit.SOURCES_PATH} || true")
@@ -53,7 +55,7 @@ def container_toolkit() -> None:
             src="templates/etc/apt/sources.list.d/nvidia-container-toolkit.list.j2",
             dest=toolkit.SOURCES_PATH,
             user="root", group="root", mode="0644",
-            repo_line=toolkit.repo_line(host.data.toolkit_repo_url),
+            repo_line=toolkit.repo_line(repo_url),
         )
         apt.update(
             name="Refresh apt's lists after a repository change",

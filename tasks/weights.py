@@ -14,7 +14,6 @@ converged host yields no operation at all, and vLLM runs with ``HF_HUB_OFFLINE=1
 from __future__ import annotations
 
 from dataclasses import replace
-from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
@@ -23,6 +22,7 @@ from pyinfra.operations import apt, files, pip
 
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.facts import HubSnapshot
+from sparkdeploy.operations import secret_file
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.vllm_service import VllmService, config_fit_warning
 from sparkdeploy.weights import (
@@ -100,10 +100,11 @@ def _hf_cache(every: list[WeightsPlan], service: VllmService) -> None:
         user=user, group=group, mode=host.data.get("caches_mode", "0755"),
     )
     if first.token is not None:
-        files.put(
+        # written by the service user itself: a link it planted there is replaced, not followed
+        secret_file(
             name="Place the Hugging Face token for gated models (secret)",
-            src=StringIO(first.token),
-            dest=first.token_path,
+            content=first.token,
+            path=first.token_path,
             user=user, group=group, mode="0600",
         )
     to_fetch = [weights for weights in every if not _complete(weights, service)]

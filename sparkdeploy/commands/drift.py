@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from sparkdeploy.commands.options import add_inventory_options, add_limit_option
-from sparkdeploy.drift import EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR, check_drift, format_report
+from sparkdeploy.drift import (
+    EXIT_CLEAN,
+    EXIT_DRIFT,
+    EXIT_ERROR,
+    check_drift,
+    format_report,
+    inventory_secrets,
+)
 from sparkdeploy.host_suite import run_host_suite
 
 # pytest: 0 passed, 1 some test failed, 5 no tests collected; anything else is an error.
@@ -28,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = check_drift(args.limit, args.inventory, args.deploy)
-    print(format_report(report))
+    print(format_report(report, inventory_secrets(args.inventory)))
     code = report.exit_code
     if args.verify and code != EXIT_ERROR:
         print("\nhost checks (tests/host):", flush=True)

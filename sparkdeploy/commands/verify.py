@@ -14,7 +14,9 @@ import paramiko
 
 from sparkdeploy.commands.endpoints import endpoint_client, open_tunnel, select_hosts
 from sparkdeploy.commands.options import add_inventory_options, add_limit_option, load_hosts
+from sparkdeploy.drift import redact
 from sparkdeploy.plan import validate_inventory
+from sparkdeploy.secrets import known_secrets
 from sparkdeploy.tunnel import SshTunnel
 from sparkdeploy.verify import (
     CheckResult,
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for tunnel in tunnels.values():
             tunnel.close()
-    print(format_table(results))
+    print(redact(format_table(results), known_secrets(data)))
     failed = sum(not result.passed for result in results)
     print(f"\nsystem_fingerprint: {', '.join(sorted(fingerprints)) or '(none reported)'}")
     print(f"{len(results) - failed} passed, {failed} failed")

@@ -112,8 +112,8 @@ def fresh(target: Sandbox, hub: Any, plan) -> Any:
     return hub
 
 
-def deploy(hub: Any, *data: str, dry: bool = False,
-           deploy_file: str = WEIGHTS_DEPLOY) -> subprocess.CompletedProcess:
+def deploy(hub: Any, *data: str, dry: bool = False, deploy_file: str = WEIGHTS_DEPLOY,
+           show_commands: bool = False) -> subprocess.CompletedProcess:
     port = hub.endpoint.rsplit(":", 1)[1]
     endpoint = f"http://{toolkit_repo.repo_endpoint().hostname}:{port}"
     args = [PYINFRA, "inventory.py", deploy_file, "--limit", HOST,
@@ -123,6 +123,7 @@ def deploy(hub: Any, *data: str, dry: bool = False,
     for item in data:
         args += ["--data", item]
     args += ["--dry", "--json"] if dry else ["-y"]
+    args += ["-vv"] if show_commands else []
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
@@ -239,6 +240,27 @@ def test_gated_model_needs_the_token_which_never_shows(target, fresh, plan):
     finally:
         fresh.repos[:] = [hub_server.tiny_gpt_oss()]
         target.run(f"rm -f {plan.token_path}")
+
+
+def test_the_token_is_placed_by_the_service_user_never_through_a_link(target, fresh, plan):
+    """A link the service user plants at the token path leads nowhere: the file is replaced."""
+    victim = "/root/sparkdeploy-link-victim"
+    target.run(f"printf 'root only\\n' > {victim} && chmod 0600 {victim}"
+               f" && ln -sfn {victim} {plan.token_path} && chown -h {plan.user} {plan.token_path}")
+    try:
+        result = deploy(fresh, f"model_hub_token={TOKEN}", show_commands=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert TOKEN not in result.stdout + result.stderr
+        assert target.run(f"cat {victim}; stat -c '%U %a' {victim}").stdout.split() == [
+            "root", "only", "root", "600"]
+        placed = target.run(f"stat -c '%U %a %F' {plan.token_path}").stdout.split()
+        assert placed == [plan.user, "600", "regular", "file"]
+        writes = [line.split(">>> ", 1)[1] for line in result.stderr.splitlines()
+                  if ">>> " in line and plan.token_path in line and "test -e" not in line]
+        assert writes and all(w.startswith(f"runuser -u {plan.user} -- sh -c ") for w in writes)
+        assert "umask 077" in writes[0]
+    finally:
+        target.run(f"rm -f {plan.token_path} {victim}")
 
 
 def test_nfs_store_is_checked_before_vllm_and_never_fetched(target, hub, plan):

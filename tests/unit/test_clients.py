@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
 
-from sparkdeploy.clients import client_files
+import pytest
+
+from sparkdeploy.clients import client_files, launcher_files, ps1_quote
+from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import validate_inventory
 from sparkdeploy.secrets import host_secrets
 
@@ -79,7 +83,7 @@ def test_secrets_export_writes_the_proxy_key_0600_and_rotate_makes_a_new_one(tmp
                               capture_output=True, text=True, check=True)
 
     def rendered_env(out):
-        sparkdeploy("render", PEGASUS, "--out", str(tmp_path / out))
+        sparkdeploy("render", PEGASUS, "--out", str(tmp_path / out), "--show-secrets")
         lines = (tmp_path / out / "opt/sparkdeploy/litellm/secrets.env").read_text().splitlines()
         return dict(line.split("=", 1) for line in lines)
 
@@ -95,3 +99,58 @@ def test_secrets_export_writes_the_proxy_key_0600_and_rotate_makes_a_new_one(tmp
     assert after["LITELLM_MASTER_KEY"] != before["LITELLM_MASTER_KEY"]
     assert after["POSTGRES_PASSWORD"] == before["POSTGRES_PASSWORD"]
     assert before["LITELLM_MASTER_KEY"] not in rotated.stdout
+
+
+# --- recipe and data text never executes on a client machine ---------------------------------
+
+# Each tries to create a file in the working directory when a launcher runs.
+HOSTILE_MODEL = ("gpt-$(touch sh-subst)`touch sh-tick`';touch sh-semi;'"
+                 "\"+__import__('os').system('touch py')+\"")
+HOSTILE_URL = "http://127.0.0.1:9/$(touch url-subst)\"+__import__('os').system('touch url-py')+\""
+
+
+def test_hostile_launcher_values_run_as_plain_text_in_bash_and_python(tmp_path):
+    files = launcher_files(HOSTILE_MODEL, HOSTILE_URL, "SPARKDEPLOY_PROXY_KEY", "store")
+    (sh_name, (sh, _)), _, (py_name, (py, _)) = files.items()
+    work = tmp_path / "work"
+    work.mkdir()
+    launcher = work / sh_name
+    show = "printf '%s\\n' \"$ANTHROPIC_MODEL\" \"$ANTHROPIC_BASE_URL\" #"
+    launcher.write_text(sh.replace("exec claude", show))
+    result = subprocess.run(["bash", str(launcher)], cwd=work, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "SPARKDEPLOY_PROXY_KEY": "k"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [HOSTILE_MODEL, HOSTILE_URL]
+    (work / py_name).write_text(py)
+    subprocess.run([sys.executable, py_name], cwd=work, capture_output=True, text=True, timeout=120,
+                   env={**os.environ, "SPARKDEPLOY_PROXY_KEY": "k"})
+    assert sorted(path.name for path in work.iterdir()) == sorted([sh_name, py_name])
+
+
+def test_powershell_launcher_quotes_values_verbatim():
+    files = launcher_files("it's-\u2019$(x)", "http://h/'$env:X", "SPARKDEPLOY_PROXY_KEY", "store")
+    ps1 = next(content for name, (content, _) in files.items() if name.endswith(".ps1"))
+    assert "[string]$Model = 'it''s-\u2019\u2019$(x)'," in ps1
+    assert "[string]$BaseUrl = 'http://h/''$env:X'" in ps1
+    assert ps1_quote("a\u2018b\u201ac\u201bd") == "'a\u2018\u2018b\u201a\u201ac\u201b\u201bd'"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("proxy_client_url", "https://llm.example/$(touch x)"),
+    ("proxy_client_url", "https://llm.example/\nrm -rf ~"),
+    ("clients_key_env", "KEY}; touch x; #"),
+    ("clients_key_env", "KEY\n"),
+])
+def test_client_data_that_would_execute_is_refused(inventory_data, key, value):
+    with pytest.raises(ConfigError, match=rf"host '{PEGASUS}' data: key '{key}'") as error:
+        rendered(inventory_data(**{key: value}))
+    assert "\n" not in str(error.value).replace(repr(value), "")
+
+
+@pytest.mark.parametrize("name", ["gpt-$(touch x)", "gpt`id`", "a b", "gpt\n", "x'y", "-flag"])
+def test_a_served_model_name_that_is_not_a_plain_name_is_refused(inventory_data, write_recipe, name):
+    command = f"vllm serve org/m --served-model-name {shlex.quote(name)} --port 8000"
+    recipe = write_recipe('recipe_version: "1"\nname: Odd\ncontainer: vllm-node\nmodel: org/m\n'
+                          f"command: {json.dumps(command)}\n")
+    with pytest.raises(ConfigError, match=r"key 'command': served model name .* is not allowed"):
+        rendered(inventory_data(recipe=recipe))
