@@ -8,6 +8,7 @@ data ``ssh_config_file``) gives the host, else paramiko's default, the local log
 from __future__ import annotations
 
 import getpass
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,10 @@ class FreshLogin:
         if not isinstance(host.connector, SSHConnector):
             return True
         connector = SSHConnector(state, host)
+        # paramiko logs a refused login as a traceback; the error below says it in one line
+        paramiko_log = logging.getLogger("paramiko")
+        level = paramiko_log.level
+        paramiko_log.setLevel(logging.CRITICAL)
         try:
             connector.connect()
             succeeded, output = connector.run_shell_command(StringCommand("true"))
@@ -57,6 +62,7 @@ class FreshLogin:
         except (ConnectError, SSHException, OSError, EOFError) as error:
             self.error = str(error) or type(error).__name__
         finally:
+            paramiko_log.setLevel(level)
             if connector.client is not None:
                 connector.client.close()
         return True

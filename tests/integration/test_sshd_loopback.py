@@ -184,7 +184,7 @@ def test_the_lockout_guard_counts_exactly_the_keys_sshd_lets_in(loopback_sshd):
         (keys / "root.shared").unlink(missing_ok=True)
 
 
-def test_a_failed_fresh_login_puts_the_previous_settings_back(loopback_sshd):
+def test_a_failed_fresh_login_puts_the_previous_settings_back(loopback_sshd, caplog):
     directory, live = loopback_sshd.directory, loopback_sshd.live
     good = live.read_text()
     candidate, previous = directory / "candidate.conf", directory / "previous.conf"
@@ -202,8 +202,11 @@ def test_a_failed_fresh_login_puts_the_previous_settings_back(loopback_sshd):
     loopback_sshd.wait_for_reload()
 
     login = FreshLogin()
+    caplog.clear()
     login.check(state, host)
     assert login.failed(), "paramiko logged in without a cipher it speaks"
+    assert "no acceptable ciphers" in login.error
+    assert not [record for record in caplog.records if record.name.startswith("paramiko")]  # one line
     succeeded, _ = host.run_shell_command(StringCommand("true"))
     assert succeeded  # the deploy's own connection outlives the reload: the restore runs over it
 
