@@ -247,7 +247,8 @@ sshd_permit_root_login = "no"
 sshd_password_authentication = False
 # KbdInteractiveAuthentication (keyboard-interactive passwords through PAM).
 sshd_kbd_interactive_authentication = False
-# Accounts that must keep SSH access by key; None = the deploy account (ssh_user) and service_user.
+# Accounts that must keep SSH access by key besides the one pyinfra logs in as (always checked:
+# ssh_user, else ~/.ssh/config's User, else your login); None = service_user.
 sshd_key_login_users = None
 # AllowTcpForwarding: local, because NVIDIA Sync and the DGX Dashboard use SSH local forwards.
 sshd_allow_tcp_forwarding = "local"
@@ -269,12 +270,12 @@ sshd_client_alive_interval = 300
 sshd_client_alive_count_max = 3
 # LogLevel (VERBOSE logs the key fingerprint of every login).
 sshd_log_level = "VERBOSE"
-# KexAlgorithms (ssh-audit rates these without failures).
-sshd_kex_algorithms = [
-    "sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
-    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-    "diffie-hellman-group-exchange-sha256",
-]
+# Hybrid post-quantum KexAlgorithms, offered first: those the host's sshd has
+# (OpenSSH 9.9 has both, Ubuntu 24.04's 9.6 the second).
+sshd_kex_post_quantum = ["mlkem768x25519-sha256", "sntrup761x25519-sha512@openssh.com"]
+# Classic KexAlgorithms after them (ssh-audit warns: not post-quantum); keep curve25519-sha256@libssh.org:
+# pyinfra logs in with paramiko, which has no post-quantum kex.
+sshd_kex_algorithms = ["curve25519-sha256", "curve25519-sha256@libssh.org"]
 # Ciphers (ssh-audit rates these without failures).
 sshd_ciphers = [
     "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes256-ctr", "aes192-ctr",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from collections.abc import Sequence
 
 from pyinfra.api import FactBase
 
@@ -55,3 +56,21 @@ class HubSnapshot(FactBase):
 
     def process(self, output: list[str]) -> SnapshotListing:
         return parse_listing(output)
+
+
+class SshdKexAlgorithms(FactBase):
+    """
+    Which of ``candidates`` (key exchange method names) the host's sshd has: sshd itself is
+    asked (``sshd -T`` with each as ``KexAlgorithms``; it refuses a name it lacks), since sshd
+    has no ``-Q``. Needs root (sshd reads its host keys).
+    """
+
+    default = list
+
+    def command(self, candidates: Sequence[str]) -> str:
+        names = " ".join(shlex.quote(name) for name in candidates)
+        return (f"for kex in {names}; do sshd -T -f /dev/null -o KexAlgorithms=\"$kex\" 2>/dev/null"
+                ' | grep -qx "kexalgorithms $kex" && echo "$kex"; done; true')
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip()]

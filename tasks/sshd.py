@@ -1,36 +1,47 @@
-"""sshd hardened from data, validated before it is installed, and kept out of the OOM killer.
+"""sshd hardened from data, validated right before it is installed, a fresh login proven after the
+reload, and sshd kept out of the OOM killer.
 
 dev-sec's ssh_hardening values, adjusted for the Spark (NVIDIA Sync and the DGX Dashboard need
 ``AllowTcpForwarding local``), in a ``00-`` drop-in because sshd keeps the first value it reads
-(cloud-init's ``50-cloud-init.conf`` would otherwise win). The candidate is checked with
-``sshd -t`` before it replaces the live file, and the deploy refuses to turn passwords off for an
-account without an authorized key: a hardening run must never lock the operator out. Ubuntu
-24.04 starts sshd from ``ssh.socket``; the deploy reloads ``ssh.service`` only when it runs.
+(cloud-init's ``50-cloud-init.conf`` would otherwise win). A hardening run must never lock the
+operator out: the deploy refuses to turn passwords off for the account pyinfra logs in as (and
+the others data names) unless it has a key sshd would accept for a plain login; the candidate is
+checked with ``sshd -t`` in the same command that installs it; after the reload a new SSH
+connection, made as pyinfra makes its own, must succeed, or the previous drop-in is put back and
+the host's deploy stops. Ubuntu 24.04 starts sshd from ``ssh.socket``; the deploy reloads
+``ssh.service`` only when it runs.
 """
+
+from hashlib import sha1
+from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.facts.files import FindInFile
-from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.facts.files import File, FindInFile, Sha1File
+from pyinfra.operations import files, python, server, systemd
 
 from sparkdeploy import sshd
 from sparkdeploy.errors import ConfigError
-from sparkdeploy.ssh_keys import AuthorizedKeyCount
-
-_TEMPLATE = "templates/etc/ssh/sshd_config.d/00-sparkdeploy-hardening.conf.j2"
+from sparkdeploy.facts import SshdKexAlgorithms
+from sparkdeploy.ssh_keys import AuthorizedKeys
+from sparkdeploy.ssh_login import FreshLogin, login_user
 
 
 @deploy("sshd hardening")
 def sshd_hardening() -> None:
     source = f"host {host.name!r} data"
-    settings = sshd.settings(host.data, source)
+    host_kex = host.get_fact(SshdKexAlgorithms, candidates=host.data.get("sshd_kex_post_quantum") or [])
+    settings = sshd.settings(host.data, source, host_kex)
     oom_score_adjust = sshd.oom_score_adjust(host.data, source)
-    key_counts = {}
+    if host.data.get("sshd_kex_post_quantum") and not host_kex:
+        logger.warning(f"{host.print_prefix}sshd has none of sshd_kex_post_quantum: key exchange "
+                       "stays classic (ssh-audit warns) until OpenSSH is 8.5 or newer")
+    user = login_user(host.data, host.name)
+    keys = {}
     if sshd.passwords_disabled(host.data):
-        key_counts = {user: host.get_fact(AuthorizedKeyCount, user=user)
-                      for user in sshd.key_login_users(host.data, source)}
-    sshd.check_lockout(host.data, key_counts, source)
+        keys = {account: host.get_fact(AuthorizedKeys, user=account, files=sshd.AUTHORIZED_KEYS_FILES)
+                for account in sshd.key_login_users(host.data, source, user)}
+    sshd.check_lockout(host.data, user, keys, source)
     includes = host.get_fact(FindInFile, path=sshd.MAIN_CONFIG,
                              pattern=r"^[[:space:]]*[Ii]nclude[[:space:]].*sshd_config[.]d/")
     if not includes:
@@ -38,13 +49,17 @@ def sshd_hardening() -> None:
                           "does not include sshd_config.d/*.conf, so the hardening drop-in would "
                           "be ignored", allowed="Ubuntu's default first line "
                           "'Include /etc/ssh/sshd_config.d/*.conf'")
+    dropin = sshd.render_dropin(settings)
+    live = host.get_fact(File, path=sshd.DROPIN_PATH) or {}
+    install_needed = (host.get_fact(Sha1File, path=sshd.DROPIN_PATH) != sha1(dropin.encode()).hexdigest()
+                      or (live.get("user"), live.get("group"), live.get("mode")) != ("root", "root", 600))
 
     files.directory(
         name="Keep a private place to check sshd candidates",
         path=sshd.STAGING_DIR,
         user="root", group="root", mode="0700",
     )
-    test_config = files.template(
+    files.template(
         name="Describe the configuration sshd will load",
         src="templates/etc/ssh/sparkdeploy/sshd_config.test.j2",
         dest=sshd.TEST_CONFIG_PATH,
@@ -52,37 +67,39 @@ def sshd_hardening() -> None:
         candidate=sshd.CANDIDATE_PATH,
         main_config=sshd.MAIN_CONFIG,
     )
-    candidate = files.template(
+    files.put(
         name="Stage the hardened sshd settings",
-        src=_TEMPLATE,
+        src=StringIO(dropin),
         dest=sshd.CANDIDATE_PATH,
         user="root", group="root", mode="0600",
-        settings=settings,
     )
-    server.shell(
-        name="Check the staged settings with sshd -t before installing them",
-        commands=[
-            # socket-activated or stopped, sshd -t wants its privilege separation directory
-            "mkdir -p -m 0755 /run/sshd",
-            f"sshd -t -f {sshd.TEST_CONFIG_PATH} && "
-            f"sshd -T -C user=root,host=localhost,addr=127.0.0.1 -f {sshd.TEST_CONFIG_PATH} "
-            f"> /dev/null || {{ rm -f {sshd.CANDIDATE_PATH}; exit 1; }}",
-        ],
-        _if=any_changed(candidate, test_config),
-    )
-    live = files.template(
-        name="Install the hardened sshd settings",
-        src=_TEMPLATE,
-        dest=sshd.DROPIN_PATH,
-        user="root", group="root", mode="0600",
-        settings=settings,
-    )
-    systemd.service(
-        name="Reload sshd if it is running (sessions stay open)",
-        service="ssh.service",
-        reloaded=True,
-        _if=live.did_change,
-    )
+    if install_needed:
+        install = server.shell(
+            name="Check the staged settings with sshd -t and install them (the previous ones kept)",
+            commands=[sshd.install_command()],
+        )
+        systemd.service(
+            name="Reload sshd if it is running (sessions stay open)",
+            service="ssh.service",
+            reloaded=True,
+            _if=install.did_change,
+        )
+        fresh_login = FreshLogin()
+        python.call(
+            name=f"Log in afresh as pyinfra does ({user}), before the deploy goes on",
+            function=fresh_login.check,
+            _if=install.did_change,
+        )
+        server.shell(
+            name="Put the previous sshd settings back: the fresh login failed",
+            commands=[sshd.restore_command()],
+            _if=fresh_login.failed,
+        )
+        python.call(
+            name="Stop this host's deploy: the hardened settings locked pyinfra out",
+            function=fresh_login.stop,
+            _if=fresh_login.failed,
+        )
 
     if not host.data.get("host_can_lower_oom_score", True):
         logger.warning(f"{host.print_prefix}ssh.service gets OOMScoreAdjust={oom_score_adjust}, but "

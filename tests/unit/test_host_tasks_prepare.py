@@ -16,9 +16,20 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 TASKS = ("tasks.toolkit.container_toolkit", "tasks.nfs.nfs_model_store",
          "tasks.caches.cache_directories", "tasks.page_cache.page_cache_drop",
          "tasks.earlyoom.earlyoom_service", "tasks.sshd.sshd_hardening")
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl op@ws"
+
+
+def authorized_keys(*lines: str, path: str = "/home/llm-agent/.ssh/authorized_keys") -> list[str]:
+    """The AuthorizedKeys fact's output for an account with these key lines in ``path``."""
+    return ["home 1000 /home/llm-agent", "pubkeyacceptedalgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256",
+            f"file {path}", "mode 1000 600", "mode 1000 700", "mode 1000 750",
+            *(f"key {line}" for line in lines)]
+
+
 # Fact output of a Spark that is ready for the host tasks (matched as substrings of commands).
 READY_HOST = {
-    "getent passwd": "1",
+    "getent passwd": authorized_keys(ED25519),
+    "KexAlgorithms=": "sntrup761x25519-sha512@openssh.com",
     "sshd_config": "Include /etc/ssh/sshd_config.d/*.conf",
     "/etc/passwd": "cluster:x:1000:1000::/home/cluster:/bin/bash|cluster|cluster||",
     "dpkg -l": "ii  earlyoom  1.7-2  arm64  Early OOM Daemon",
@@ -50,7 +61,7 @@ def test_every_operation_is_named_in_operator_language(task, tmp_path):
 
 
 def test_turning_passwords_off_for_an_account_without_a_key_stops_the_run():
-    result = plan("tasks.sshd.sshd_hardening", {**READY_HOST, "getent passwd": "0"})
+    result = plan("tasks.sshd.sshd_hardening", {**READY_HOST, "getent passwd": authorized_keys()})
     assert result.returncode == 1
     assert "account 'llm-agent' has no authorized SSH key" in result.stderr
     assert "Traceback" not in result.stderr
@@ -63,7 +74,7 @@ def test_a_root_deploy_account_with_root_login_off_stops_the_run():
 
 
 def test_a_main_config_without_the_drop_in_directory_stops_the_run():
-    result = plan("tasks.sshd.sshd_hardening", {"getent passwd": "1"})
+    result = plan("tasks.sshd.sshd_hardening", {"getent passwd": READY_HOST["getent passwd"]})
     assert result.returncode == 1
     assert "does not include sshd_config.d/*.conf" in result.stderr
 
