@@ -187,7 +187,7 @@ def test_space_after_constrain_token(enc):
 def test_stripped_markers_recover_the_call_and_drop_analysis(enc):
     text = stripped(enc, analysis("Need to edit."), preamble("Editing now."), call("Edit", EDIT_ARGS))
     assert "<|" not in text and "assistantcommentary" in text
-    assert fix.has_harmony_leak(text)
+    assert fix.might_leak(text)
     parts = fix.parse_harmony(text)
     assert calls_of(parts) == [("functions.Edit", EDIT_ARGS)]
     assert texts_of(parts) == ["Editing now."]
@@ -195,7 +195,7 @@ def test_stripped_markers_recover_the_call_and_drop_analysis(enc):
 
 def test_stripped_markers_with_recipient_after_the_channel():
     text = "analysisNeed to edit.assistantcommentary to=functions.Edit json" + json.dumps(EDIT_ARGS)
-    assert fix.parse_harmony(text) == [fix.HarmonyCall("functions.Edit", " json" + json.dumps(EDIT_ARGS))]
+    assert fix.parse_harmony(text) == [fix.HarmonyCall("functions.Edit", json.dumps(EDIT_ARGS))]
 
 
 def test_stripped_name_glued_to_json():
@@ -211,7 +211,7 @@ def test_stripped_final_answer_is_text(enc):
 
 def test_inline_recipient_fallback_splits_text_and_call():
     parts = fix.parse_harmony('Let me look. to=functions.Read {"file_path": "/a"} Then more.')
-    assert texts_of(parts) == ["Let me look.", "Then more."]
+    assert texts_of(parts) == ["Let me look. ", "Then more."]
     assert calls_of(parts) == [("functions.Read", {"file_path": "/a"})]
 
 
@@ -221,15 +221,15 @@ def test_inline_recipient_fallback_splits_text_and_call():
     "analysis of the results shows nothing unusual.",
 ])
 def test_clean_text_is_not_a_leak(text):
-    assert not fix.has_harmony_leak(text)
+    parts, scanner = fix.scan_harmony(text)
+    assert parts == [text] and not scanner.leaked
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ('{"a": 1}', {"a": 1}),
-    (' json{"a": 1}', {"a": 1}),
-    ('<|constrain|>json<|message|>{"a": 1}', {"a": 1}),
-    ('{"a": 1}<|call|>', {"a": 1}),
+    (' {"a": 1} ', {"a": 1}),
     ("", {}),
+    ('{"a": 1}<|call|>', None),  # the scanner hands over the JSON value only
     ('{"a": ', None),
     ("[1, 2]", None),
     ("not json", None),
@@ -238,9 +238,9 @@ def test_parse_arguments(raw, expected):
     assert fix.parse_arguments(raw) == expected
 
 
-def test_clean_thinking_removes_tokens_and_headers():
+def test_reasoning_loses_tokens_and_headers():
     text = "Need to edit.<|end|><|start|>assistant<|channel|>analysis<|message|>Still thinking.<|end|>"
-    assert fix.clean_thinking(text) == "Need to edit.\n\nStill thinking."
+    assert fix.scan_harmony(text, reasoning=True)[0] == ["Need to edit.\n\nStill thinking."]
 
 
 # -- tool names -------------------------------------------------------------------------------------
