@@ -70,7 +70,7 @@ def _log_failure(what: str, error: Exception) -> None:
 _CHANNELS = ("analysis", "commentary", "final")
 _TOKEN = re.compile(r"<\|([a-z]+)\|>")
 _PARTIAL_TOKEN = re.compile(r"<(?:\|[a-z]*\|?)?\Z")
-_CANDIDATE = re.compile(r"<\||to=|assistant")  # where a leak may start in prose (then checked)
+_CANDIDATES = ("<|", "to=", "assistant")  # where a leak may start in prose (then checked)
 _HEADER_ITEM = re.compile(r"<\|[a-z]+\|>|\s+|[^\s<]+")
 _CONTENT_TYPE = re.compile(r"[\w.\-/]+")
 _MAX_HEADER = 256
@@ -84,12 +84,15 @@ _STRIPPED_CALL = re.compile(
     r"(?: ?(?:json|code))?\s*(?=[{\[])")
 _STRIPPED_TEXT_HEADER = re.compile(r"assistant(?P<channel>analysis|commentary|final)")
 _STRIPPED_OPENING = re.compile(r"(?P<channel>analysis|commentary|final)(?=[A-Z0-9{\[]| ?to=|json)")
+_OPENS_WITH_CHANNEL = re.compile(r"\s*" + _STRIPPED_OPENING.pattern)
 _STRIPPED_NEXT = re.compile(r"assistant(?:analysis|commentary|final| ?to=)")
-_ARGS_STOP = re.compile(r"<\||assistant")
 _ARGS_END = re.compile(r"<\|(?:end|call|return|start|channel)\|>")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*[ \t]*\Z")
 _CODE_MARK = re.compile(r"`+|~{3,}|\n")
-_MARKER_WORDS = ("to=", "assistant")
+# The end of a text that may be the start of a token, of a marker word or of a backtick run.
+_WORD_STARTS = [word[:length] for word in ("to=", "assistant") for length in range(len(word) - 1, 0, -1)]
+_HOLD_TAIL = re.compile(r"(?:<(?:\|[a-z]*\|?)?|[`~]+|" + "|".join(_WORD_STARTS) + r")\Z")
+_MAY_HOLD = frozenset("toasin`~")  # last characters of what _HOLD_TAIL holds ("<" is tested apart)
 _JSON = json.JSONDecoder()
 _NEED_MORE = -1  # a check that cannot be decided before more text arrives
 
@@ -100,6 +103,7 @@ class HarmonyCall:
 
     recipient: str
     arguments: str
+    decoded: Any = field(default=None, compare=False, repr=False)  # the JSON value, when it parsed
 
 
 HarmonyPart = str | HarmonyCall
@@ -188,6 +192,9 @@ class _CodeContext:
         return bool(self.fence or self.span)
 
     def advance(self, text: str) -> None:
+        if "`" not in text and "~" not in text and "\n" not in text:
+            self._line_text(text)
+            return
         position = 0
         for mark in _CODE_MARK.finditer(text):
             self._line_text(text[position:mark.start()])
@@ -239,6 +246,10 @@ class HarmonyScanner:
         self._content: _Content | None = _Content(keep=True) if reasoning else None
         self._call: str | None = None  # recipient of the call whose arguments are being read
         self._args_scan = 0
+        self._json_start = -1  # where the call's JSON value starts in the buffer, once seen
+        self._json_pieces: list[str] = []  # deltas of a JSON value that cannot have ended yet
+        self._json_tail = ""
+        self._json_held = 0
         self._code = _CodeContext()
         self._recent = ""  # the last decided characters of the current message (boundary look-back)
         self._message_start = True  # nothing but whitespace decided in the current message yet
@@ -252,13 +263,36 @@ class HarmonyScanner:
     @property
     def pending(self) -> int:
         """Characters received and not yet returned or dropped."""
-        return len(self._buffer) + len(self._lead_space)
+        return len(self._buffer) + len(self._lead_space) + self._json_held
 
     def feed(self, text: str) -> list[HarmonyPart]:
-        self._buffer += text
+        if self._json_start >= 0:  # a long argument: decode only once something may end it
+            window = self._json_tail + text
+            if "<|" not in window and "assistant" not in window:
+                self._json_pieces.append(text)
+                self._json_held += len(text)
+                self._json_tail = window[-len("assistant"):]
+                return []
+        if self._plain_prose(text):  # the common case, a delta of clean prose: decided at once
+            self._recent = (self._recent + text)[-8:]
+            self._message_start = self._message_start and text.isspace()
+            self._code.advance(text)
+            self._show(text)
+            parts, self._parts = self._parts, []
+            return parts
+        self._buffer += "".join(self._json_pieces) + text
+        self._json_pieces, self._json_held = [], 0
         return self._run(final=False)
 
+    def _plain_prose(self, text: str) -> bool:
+        """Whether text is shown prose that cannot start, end or hold back anything."""
+        return (not self._buffer and self._call is None and not self._opening and not self._lead_space
+                and (self._content is None or self._content.keep) and text[-1:] not in _MAY_HOLD
+                and "<" not in text and "to=" not in text and "assistant" not in text)
+
     def finish(self) -> list[HarmonyPart]:
+        self._buffer += "".join(self._json_pieces)
+        self._json_pieces, self._json_held = [], 0
         parts = self._run(final=True)
         if self._lead_space:
             parts.append(self._lead_space)
@@ -284,17 +318,18 @@ class HarmonyScanner:
                 return decided is None
             buf = self._buffer
         position = 0
-        for candidate in _CANDIDATE.finditer(buf):
-            if candidate.start() < position:
-                continue
-            self._decide(buf[position:candidate.start()])
-            end = self._structure_at(buf, candidate.start(), final)
+        while True:
+            at, word = _next_of(buf, _CANDIDATES, position)
+            if at < 0:
+                break
+            self._decide(buf[position:at])
+            end = self._structure_at(buf, at, final)
             if end == _NEED_MORE:
-                self._buffer = buf[candidate.start():]
+                self._buffer = buf[at:]
                 return False
             if end is None:
-                self._decide(candidate.group())
-                position = candidate.end()
+                self._decide(word)
+                position = at + len(word)
                 continue
             self._buffer = buf[end:]
             return True
@@ -383,7 +418,7 @@ class HarmonyScanner:
         self.stripped = self.stripped or stripped
         is_assistant = header.role in (None, "assistant")
         if header.recipient and header.recipient != "assistant" and is_assistant:
-            self._call, self._args_scan, self._content = header.recipient, 0, None
+            self._call, self._args_scan, self._json_start, self._content = header.recipient, 0, -1, None
             return
         keep = self.reasoning or (is_assistant and header.channel != "analysis")
         self._content = _Content(keep=keep, stripped=stripped)
@@ -402,19 +437,21 @@ class HarmonyScanner:
     def _read_arguments(self, final: bool) -> bool:
         """Consume a call's arguments: a JSON value read by the decoder, then its terminator."""
         buf = self._buffer
-        start = len(buf) - len(buf.lstrip())
+        start = self._json_start if self._json_start >= 0 else len(buf) - len(buf.lstrip())
         if start == len(buf) and not final:
             return False
-        if not buf.startswith(("{", "["), start):
+        if buf.startswith(("{", "["), start):
+            self._json_start, self._json_tail = start, buf[-len("assistant"):]
+        else:
             end = _ARGS_END.search(buf, start)
             if end is None and not final:
                 return False
             return self._end_call(buf, start, end.start() if end else len(buf))
-        if not final and not _ARGS_STOP.search(buf, self._args_scan):
+        if not final and self._args_scan and _next_of(buf, ("<|", "assistant"), self._args_scan)[0] < 0:
             self._args_scan = max(start, len(buf) - len("assistant"))
             return False
         try:
-            _, value_end = _JSON.raw_decode(buf, start)
+            value, value_end = _JSON.raw_decode(buf, start)
         except ValueError:
             if not final:
                 self._args_scan = max(start, len(buf) - len("assistant"))
@@ -425,11 +462,11 @@ class HarmonyScanner:
         if not final and (after == len(buf) or _PARTIAL_TOKEN.match(buf, after)):
             self._args_scan = max(start, len(buf) - len("assistant"))
             return False
-        return self._end_call(buf, start, value_end)
+        return self._end_call(buf, start, value_end, value)
 
-    def _end_call(self, buf: str, start: int, end: int) -> bool:
-        recipient, self._call = self._call, None
-        self._parts.append(HarmonyCall(recipient or "", buf[start:end]))
+    def _end_call(self, buf: str, start: int, end: int, value: Any = None) -> bool:
+        recipient, self._call, self._json_start, self._json_tail = self._call, None, -1, ""
+        self._parts.append(HarmonyCall(recipient or "", buf[start:end], value))
         self._last_part = "call"
         self._mark_structure()
         rest = buf[end:]
@@ -450,16 +487,13 @@ class HarmonyScanner:
 
     def _tail_to_hold(self, buf: str, position: int) -> int:
         """How much of the text's end may start a marker still to come (or a backtick run)."""
-        tail = buf[max(position, len(buf) - len("assistant")):]
-        partial = _PARTIAL_TOKEN.search(tail)
-        hold = len(tail) - partial.start() if partial else 0
-        for word in _MARKER_WORDS:
-            for length in range(min(len(word) - 1, len(tail)), hold, -1):
-                if tail.endswith(word[:length]) and self._boundary_before(buf[position:len(buf) - length]):
-                    hold = length
-                    break
-        runs = len(tail) - len(tail.rstrip("`~"))
-        return max(hold, runs)
+        tail = _HOLD_TAIL.search(buf, max(position, len(buf) - len("assistant")))
+        if tail is None:
+            return 0
+        held = tail.group()
+        if held[0] in "<`~" or self._boundary_before(buf[position:tail.start()]):
+            return len(held)
+        return 0
 
     def _boundary_before(self, decided: str) -> bool:
         recent = (self._recent + decided)[-8:]
@@ -497,11 +531,21 @@ class HarmonyScanner:
         self._last_part = "text"
 
 
+def _next_of(text: str, words: Sequence[str], start: int) -> tuple[int, str]:
+    """The first of ``words`` in text from ``start`` and where (-1 if none): str.find beats a regex here."""
+    found, first = -1, ""
+    for word in words:
+        at = text.find(word, start, found if found >= 0 else len(text))
+        if at >= 0:
+            found, first = at, word
+    return found, first
+
+
 def might_leak(text: str, reasoning: bool = False) -> bool:
     """Cheap test: whether text could hold Harmony at all (substring tests cost microseconds)."""
     if "<|" in text or "to=" in text or "assistant" in text:
         return True
-    return not reasoning and _STRIPPED_OPENING.match(text.lstrip()) is not None
+    return not reasoning and _OPENS_WITH_CHANNEL.match(text) is not None
 
 
 def scan_harmony(text: str, reasoning: bool = False) -> tuple[list[HarmonyPart], HarmonyScanner]:
@@ -664,7 +708,7 @@ def repair_blocks(blocks: Sequence[Mapping[str, Any]], offered: Sequence[str],
                 continue
             for part in parts:
                 if isinstance(part, HarmonyCall):
-                    repaired.extend(_call_blocks(part.recipient, part.arguments, offered, report))
+                    repaired.extend(_harmony_call_blocks(part, offered, report))
                 elif part:
                     repaired.append({"type": "text", "text": part})
         elif kind == "tool_use" and not _is_offered_call(block, offered):
@@ -682,7 +726,7 @@ def _reasoning_call_blocks(calls: Iterable[HarmonyCall], offered: Sequence[str],
     """tool_use blocks for calls leaked into the reasoning; what cannot be mapped stays reasoning."""
     blocks = []
     for call in calls:
-        found = _call_blocks(call.recipient, call.arguments, offered, report, where=" in thinking")
+        found = _harmony_call_blocks(call, offered, report, where=" in thinking")
         blocks.extend(block for block in found if block["type"] == "tool_use")
     return blocks
 
@@ -691,10 +735,17 @@ def _is_offered_call(block: Mapping[str, Any], offered: Sequence[str]) -> bool:
     return block.get("name") in offered and isinstance(block.get("input"), Mapping)
 
 
+def _harmony_call_blocks(call: HarmonyCall, offered: Sequence[str], report: RepairReport,
+                         where: str = "") -> list[dict[str, Any]]:
+    return _call_blocks(call.recipient, call.arguments, offered, report, where=where,
+                        decoded=call.decoded if isinstance(call.decoded, dict) else None)
+
+
 def _call_blocks(written: str, arguments: str | Mapping[str, Any] | None, offered: Sequence[str],
-                 report: RepairReport, block_id: str | None = None, where: str = "") -> list[dict[str, Any]]:
+                 report: RepairReport, block_id: str | None = None, where: str = "",
+                 decoded: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """``tool_use`` blocks for one call, or a text block when it cannot be mapped or parsed."""
-    parsed = parse_arguments(arguments) if isinstance(arguments, str) else arguments
+    parsed = decoded or (parse_arguments(arguments) if isinstance(arguments, str) else arguments)
     if not isinstance(parsed, Mapping):
         report.add(f"malformed arguments for {_loggable(written)}{where} kept as text")
         return [_call_as_text(written, arguments)]
@@ -1024,6 +1075,9 @@ class StreamRepair:
 
     def _live_delta(self, live: _LiveBlock, event: SseEvent, delta: Mapping[str, Any]) -> list[bytes | str]:
         text = delta.get("text", delta.get("thinking"))
+        if isinstance(text, str) and live.scanner.leaked:
+            parts = live.scanner.feed(text)
+            return self._send_parts(live, parts) if parts else []
         if not isinstance(text, str):
             if live.scanner.leaked:
                 if delta.get("type") == "signature_delta":
@@ -1032,8 +1086,11 @@ class StreamRepair:
                 return [] if live.open is None else [self._reindexed(event, live.open)]
             live.held.append(event)
             return []
+        parts = live.scanner.feed(text)
+        if not live.scanner.leaked and not live.held and live.open is not None and not live.scanner.pending:
+            return [self._reindexed(event, live.open)]  # clean so far: the event as it came
         live.held.append(event)
-        return self._send_parts(live, live.scanner.feed(text))
+        return self._send_parts(live, parts)
 
     def _send_parts(self, live: _LiveBlock, parts: list[HarmonyPart]) -> list[bytes | str]:
         if not live.scanner.leaked:
@@ -1054,7 +1111,7 @@ class StreamRepair:
                 self._reasoning_calls.append(part)
             else:
                 out.extend(self._close(live))
-                blocks = _call_blocks(part.recipient, part.arguments, self.offered, self.report)
+                blocks = _harmony_call_blocks(part, self.offered, self.report)
                 out.extend(event for block in blocks for event in self._whole_block(block))
         return out
 
@@ -1225,7 +1282,7 @@ class ChunkStreamRepair:
             if isinstance(part, str):
                 text += part
                 continue
-            for block in _call_blocks(part.recipient, part.arguments, self.offered, self.report):
+            for block in _harmony_call_blocks(part, self.offered, self.report):
                 if block["type"] == "text":
                     text += ("\n\n" if text else "") + block["text"]
                     continue
