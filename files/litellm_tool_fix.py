@@ -92,7 +92,8 @@ _CODE_MARK = re.compile(r"`+|~{3,}|\n")
 # The end of a text that may be the start of a token, of a marker word or of a backtick run.
 _WORD_STARTS = [word[:length] for word in ("to=", "assistant") for length in range(len(word) - 1, 0, -1)]
 _HOLD_TAIL = re.compile(r"(?:<(?:\|[a-z]*\|?)?|[`~]+|" + "|".join(_WORD_STARTS) + r")\Z")
-_MAY_HOLD = frozenset("toasin`~")  # last characters of what _HOLD_TAIL holds ("<" is tested apart)
+_WORD_LETTERS = "".join(sorted(set("".join(_WORD_STARTS))))
+_MAY_HOLD = frozenset(_WORD_LETTERS + "`~")  # last characters of what _HOLD_TAIL holds ("<" apart)
 _JSON = json.JSONDecoder()
 _NEED_MORE = -1  # a check that cannot be decided before more text arrives
 
@@ -286,9 +287,16 @@ class HarmonyScanner:
 
     def _plain_prose(self, text: str) -> bool:
         """Whether text is shown prose that cannot start, end or hold back anything."""
-        return (not self._buffer and self._call is None and not self._opening and not self._lead_space
-                and (self._content is None or self._content.keep) and text[-1:] not in _MAY_HOLD
-                and "<" not in text and "to=" not in text and "assistant" not in text)
+        if (self._buffer or self._call is not None or self._opening or self._lead_space
+                or (self._content is not None and not self._content.keep)
+                or "<" in text or "to=" in text or "assistant" in text):
+            return False
+        if text[-1:] not in _MAY_HOLD:
+            return True
+        # Ending in letters a marker word starts with: held only where a message may start,
+        # never inside a word (the common case: a delta cut mid-word).
+        stem = text.rstrip(_WORD_LETTERS)
+        return bool(stem) and stem[-1].isalnum()
 
     def finish(self) -> list[HarmonyPart]:
         self._buffer += "".join(self._json_pieces)
