@@ -74,7 +74,8 @@ _CANDIDATES = ("<|", "to=", "assistant")  # where a leak may start in prose (the
 _HEADER_ITEM = re.compile(r"<\|[a-z]+\|>|\s+|[^\s<]+")
 _CONTENT_TYPE = re.compile(r"[\w.\-/]+")
 _MAX_HEADER = 256
-_STRIPPED_HOLD = 48  # characters a token-stripped header needs before it can be told from prose
+_STRIPPED_HOLD = 160  # at most this much of a token-stripped header is held before it is prose
+_STRIPPED_HEADER_CHARS = re.compile(r"[\w.\- =]*")
 # A stripped call header: channel then recipient, recipient glued to its channel (a name may hold a
 # channel word: the greedy name takes the last one), or a bare recipient; then the JSON's first brace.
 _STRIPPED_CALL = re.compile(
@@ -160,8 +161,10 @@ def _marked_header(text: str, at: int, final: bool) -> tuple[int, _Header] | int
 
 def _stripped_header(text: str, at: int, final: bool) -> tuple[int, _Header] | int | None:
     """The token-stripped header at ``at`` (``assistant…`` or ``to=…``); ``_NEED_MORE``; None."""
-    if not final and len(text) - at < _STRIPPED_HOLD and "\n" not in text[at:]:
-        return _NEED_MORE
+    if not final:
+        header_like = _STRIPPED_HEADER_CHARS.match(text, at, at + _STRIPPED_HOLD)
+        if header_like.end() == len(text):  # no character yet that a header cannot hold
+            return _NEED_MORE
     call = _STRIPPED_CALL.match(text, at)
     if call:
         return call.end(), _Header(None, None, _stripped_recipient(call))
@@ -860,9 +863,10 @@ def _message_blocks(message: Any) -> list[dict[str, Any]]:
 def _set_message_blocks(message: Any, blocks: Sequence[Mapping[str, Any]]) -> None:
     texts = [block["text"] for block in blocks if block["type"] == "text"]
     thinking = [block["thinking"] for block in blocks if block["type"] == "thinking"]
-    message.content = "\n\n".join(texts) or None
+    # The scanner already separates text from different messages, as the streams send it.
+    message.content = "".join(texts) or None
     if getattr(message, "reasoning_content", None):
-        message.reasoning_content = "\n\n".join(thinking) or None
+        message.reasoning_content = "".join(thinking) or None
     message.tool_calls = _typed_tool_calls(message, [_openai_tool_call(block) for block in blocks
                                                      if block["type"] == "tool_use"])
 

@@ -1,95 +1,31 @@
-"""The tool-fix callback's Harmony parser and non-streaming repairs, on openai-harmony's transcripts.
-
-openai-harmony downloads its vocabulary (o200k_base.tiktoken) on first use; offline it reads it from
-TIKTOKEN_RS_CACHE_DIR under the file name sha1(url). LiteLLM ships that very file, so the tests take
-it from the integration tests' LiteLLM venv (tests/integration/litellm-venv.sh) or an importable litellm.
-"""
+"""The tool-fix callback's Harmony parser and non-streaming repairs, on openai-harmony's transcripts."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_harmony import (
-    HarmonyEncodingName,
-    Message,
-    Role,
-    load_harmony_encoding,
+from openai_harmony import Role
+from test_tool_fix_support import (
+    CLAUDE_CODE_TOOLS,
+    analysis,
+    call,
+    completion,
+    final,
+    harmony_encoding,
+    load_callback,
+    preamble,
+    stripped,
 )
-from test_tool_fix_support import CLAUDE_CODE_TOOLS, REPO, load_callback
 
 fix = load_callback()
+_enc = pytest.fixture(scope="module", name="enc")(harmony_encoding)
 
-VOCAB_CACHE_NAME = "fb374d419588a4632f3f557e76b4b70aebbca790"  # sha1 of the o200k_base.tiktoken URL
-FIRST_SPECIAL_TOKEN = 199998
 EDIT_ARGS = {"file_path": "/work/app.py", "old_string": "x = 1", "new_string": "x = 2"}
-
-
-def _vocab_file() -> Path | None:
-    candidates = list(REPO.glob(".sparkdeploy/venvs/litellm/lib/python*/site-packages/litellm/"
-                                f"litellm_core_utils/tokenizers/{VOCAB_CACHE_NAME}"))
-    spec = importlib.util.find_spec("litellm")
-    if spec and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidates.append(Path(location) / "litellm_core_utils" / "tokenizers" / VOCAB_CACHE_NAME)
-    return next((path for path in candidates if path.is_file()), None)
-
-
-@pytest.fixture(scope="module")
-def enc(tmp_path_factory):
-    """The gpt-oss Harmony encoding, loaded offline from a copy of LiteLLM's vocabulary file."""
-    vocab = _vocab_file()
-    if vocab is None:
-        pytest.fail("no o200k_base vocabulary for openai-harmony: run tests/integration/litellm-venv.sh")
-    cache = tmp_path_factory.mktemp("tiktoken-rs-cache")
-    shutil.copy(vocab, cache / VOCAB_CACHE_NAME)  # harmony deletes a cached file whose hash is wrong
-    previous = os.environ.get("TIKTOKEN_RS_CACHE_DIR")
-    os.environ["TIKTOKEN_RS_CACHE_DIR"] = str(cache)
-    try:
-        yield load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
-    finally:
-        if previous is None:
-            os.environ.pop("TIKTOKEN_RS_CACHE_DIR", None)
-        else:
-            os.environ["TIKTOKEN_RS_CACHE_DIR"] = previous
-
-
-def analysis(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("analysis")
-
-
-def final(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("final")
-
-
-def preamble(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("commentary")
-
-
-def call(name: str, arguments: dict[str, Any], constrain: bool = True) -> Message:
-    message = (Message.from_role_and_content(Role.ASSISTANT, json.dumps(arguments))
-               .with_channel("commentary").with_recipient(f"functions.{name}"))
-    return message.with_content_type("<|constrain|>json") if constrain else message
-
-
-def completion(enc, *messages: Message) -> str:
-    """What the model generated after the prompt's trailing ``<|start|>assistant``, as vLLM decodes it."""
-    text = "".join(enc.decode(enc.render(message)) for message in messages)
-    return text.removeprefix("<|start|>assistant")
-
-
-def stripped(enc, *messages: Message) -> str:
-    """The same generation decoded with skip_special_tokens=True."""
-    tokens = [token for message in messages for token in enc.render(message)]
-    text = enc.decode([token for token in tokens if token < FIRST_SPECIAL_TOKEN])
-    return text.removeprefix("assistant")
 
 
 def calls_of(parts) -> list[tuple[str, dict[str, Any] | None]]:
