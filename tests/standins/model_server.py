@@ -13,6 +13,11 @@ the failures the proxy's tool-fix callback repairs, as vLLM puts them in ``conte
     [harmony-malformed]   one leaked tool call whose JSON arguments are cut short
     [harmony-multiedit]   a leaked MultiEdit call (a tool Claude Code no longer has)
     [harmony-thinking]    a clean text reply whose reasoning carries leaked Harmony tokens
+    [harmony-args-tokens] a leaked call whose arguments hold every special token and to=functions.
+    [harmony-channel-word] a token-stripped call, recipient first, to the named tool (final_report...)
+    [harmony-reasoning]   a call leaked into the reasoning, no content
+    [harmony-container]   a call to the built-in container.exec after leaked analysis
+    [harmony-quoted]      a clean text reply that quotes Harmony in a fence, backticks and prose
 
 Stdlib only (Python >= 3.11): it also runs in the sandbox image as a fake vLLM, started with vLLM's
 own command line (``vllm serve MODEL --port 8000 ...``; unknown flags are ignored). Each request
@@ -40,7 +45,16 @@ REASONING = "The user wants this done; a tool call is the way."
 STREAM_PIECE_CHARS = 7  # small deltas, so Harmony markers straddle chunks as they do from vLLM
 
 _MODES = ("clean", "text", "harmony-leak-2", "harmony-leak", "harmony-stripped", "harmony-malformed",
-          "harmony-multiedit", "harmony-thinking")
+          "harmony-multiedit", "harmony-thinking", "harmony-args-tokens", "harmony-channel-word",
+          "harmony-reasoning", "harmony-container", "harmony-quoted")
+SPECIAL_TOKENS = "<|start|><|channel|><|constrain|><|message|><|call|><|end|><|return|>"
+ARGS_WITH_TOKENS = {"command": f"echo '{SPECIAL_TOKENS} to=functions.Edit'"}
+QUOTED_HARMONY = (
+    "Your template has `<|constrain|>json` in it; the parser stops at <|call|> and recipients read "
+    "to=functions.Bash. A call looks like this:\n```\n<|start|>assistant<|channel|>commentary "
+    'to=functions.Bash <|constrain|>json<|message|>{"command":"ls"}<|call|>\n```\n'
+    'or, stripped, `assistantcommentary to=functions.Bash json{"command":"ls"}`.')
+CONTAINER_CALL = {"cmd": ["bash", "-lc", "ls"]}
 
 
 def reply_mode(body: dict[str, Any]) -> str:
@@ -124,6 +138,13 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
         reply = _text_reply(TEXT_REPLY)
         reply["reasoning"] = "<|channel|>analysis<|message|>" + REASONING + "<|end|>"
         return reply
+    if mode == "harmony-quoted":
+        return _text_reply(QUOTED_HARMONY)
+    if mode == "harmony-reasoning":
+        (tool,) = chosen_tools(body, 1)
+        reasoning = (f"<|channel|>analysis<|message|>{REASONING}<|end|>"
+                     + _harmony_call(tool["name"], json.dumps(example_arguments(tool))))
+        return _text_reply("", reasoning=reasoning)
     if mode == "clean":
         if not any(tool["name"] in _last_user_text(body) for tool in tools):
             return _text_reply(TEXT_REPLY)
@@ -150,6 +171,16 @@ def _leaked_content(mode: str, body: dict[str, Any]) -> str:
         (tool,) = chosen_tools(body, 1)
         arguments = json.dumps(example_arguments(tool))
         return f"analysis{REASONING}assistantcommentary to=functions.{tool['name']} json{arguments}"
+    if mode == "harmony-args-tokens":
+        (tool,) = chosen_tools(body, 1)
+        return analysis + _harmony_call(tool["name"], json.dumps(ARGS_WITH_TOKENS))
+    if mode == "harmony-channel-word":
+        (tool,) = chosen_tools(body, 1)
+        arguments = json.dumps(example_arguments(tool))
+        return f"analysis{REASONING}assistant to=functions.{tool['name']}commentary json{arguments}"
+    if mode == "harmony-container":
+        return (analysis + "<|start|>assistant<|channel|>analysis to=container.exec code<|message|>"
+                + json.dumps(CONTAINER_CALL) + "<|call|>")
     if mode == "harmony-multiedit":
         edits = [{"old_string": "one", "new_string": "1"}, {"old_string": "two", "new_string": "2"}]
         return analysis + _harmony_call("MultiEdit", json.dumps({"file_path": "/tmp/standin.txt",
