@@ -7,13 +7,17 @@ as text, never runs the tool, and ends its turn. This callback:
 
 - before the call, gives every tool a string ``description`` (vLLM <= 0.23 rejects null) and drops
   keys that are not JSON schema (Claude Code's ``defer_loading``) from tool parameters;
-- after the call, streaming (Anthropic SSE on /v1/messages) and not (/v1/messages and
-  /v1/chat/completions), parses leaked Harmony into text and ``tool_use`` blocks, drops the
-  ``analysis`` channel, strips leaked tokens from thinking, maps tool names onto the tools the
-  request offered, and sets ``stop_reason: tool_use`` whenever a ``tool_use`` block is sent.
+- after the call, on /v1/messages and /v1/chat/completions, streaming and not, reads replies
+  with one scanner that follows Harmony's grammar (``HarmonyScanner``): leaked messages become
+  text and ``tool_use`` blocks (``tool_calls``), the ``analysis`` channel is dropped, leaked
+  tokens leave the reasoning, a call leaked into the reasoning is used when the reply has none,
+  tool names are mapped onto the tools the request offered, and ``stop_reason: tool_use``
+  (``finish_reason: tool_calls``) is set whenever a call is sent.
 
-Replies without a leak pass through unchanged. Every repair logs one ``[OSSToolCallFix]`` line
-saying what was repaired, never message content.
+A leak is looked for only where one can occur: Harmony an agent quotes (in a code span, a fenced
+block, mid-sentence) and tokens inside a call's JSON strings are content. Replies without a leak
+pass through byte for byte; streams hold back only what may still start a marker. Every repair
+logs one ``[OSSToolCallFix]`` line saying what was repaired, never message content.
 
 Shipped verbatim next to the proxy's config.yaml (``callbacks: litellm_tool_fix.litellm_tool_fix``):
 it needs nothing but the standard library and LiteLLM's public ``CustomLogger`` base, and the
