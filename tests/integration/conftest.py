@@ -22,6 +22,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 import yaml
 from loopback_servers import REPO, STANDIN_SCRIPT, free_port, stop, wait_until_up
@@ -143,3 +144,9 @@ def client(proxy) -> anthropic.Anthropic:
     """The Anthropic SDK pointed at the proxy, as Claude Code is (ANTHROPIC_BASE_URL, auth token)."""
     return anthropic.Anthropic(base_url=proxy.base_url, auth_token=proxy.master_key, max_retries=0,
                                timeout=60)
+
+
+@pytest.fixture(scope="session")
+def openai_client(proxy) -> openai.OpenAI:
+    """The OpenAI SDK pointed at the proxy's chat-completions endpoint, as OpenCode is."""
+    return openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=proxy.master_key, max_retries=0, timeout=60)

@@ -1,8 +1,11 @@
-"""Claude Code's path end to end: Anthropic SDK -> LiteLLM proxy + tool-fix callback -> stand-in vLLM.
+"""The agents' paths end to end: Anthropic and OpenAI SDKs -> LiteLLM proxy + tool-fix callback ->
+stand-in vLLM.
 
 The stand-in replays what gpt-oss behind vLLM sends (clean tool calls, Harmony leaked into
-``content`` with or without its special tokens, broken JSON); the client must get ``tool_use``
-blocks with ``stop_reason == "tool_use"``, streaming and not, and clean replies unchanged.
+``content`` or the reasoning, with or without its special tokens, broken JSON, quoted Harmony);
+the client must get ``tool_use`` blocks with ``stop_reason == "tool_use"`` (``tool_calls`` with
+``finish_reason == "tool_calls"`` on /v1/chat/completions), streaming and not, and clean replies
+unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ MCP_TOOL = {"name": "mcp__notes__search", "description": None,
             "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 DEFERRED = {"name": "DeferredToolPlaceholder", "description": "Placeholder for deferred tools.",
             "defer_loading": True, "input_schema": {"type": "object", "properties": {}}}
+FINAL_REPORT = {"name": "final_report", "description": "Report the result.",
+                "input_schema": {"type": "object", "properties": {"title": {"type": "string"}},
+                                 "required": ["title"]}}
 TOOLS = [BASH, EDIT, WRITE, MCP_TOOL, DEFERRED]
 
 STREAMING = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -191,3 +197,98 @@ def test_repairs_are_logged_without_content(ask, proxy):
     assert any(" /v1/messages: " in line and "tool call Edit recovered" in line for line in lines)
     assert any("pre-call" in line for line in lines)
     assert not any("standin" in line or "user wants" in line for line in lines)
+
+
+# -- the same cases through both endpoints, streaming and not -------------------------------------------
+
+ENDPOINTS = ["messages", "messages-stream", "chat", "chat-stream"]
+
+
+def replies(standin_module) -> dict[str, tuple[str, list[dict[str, Any]], list[tuple[str, Any]], str | None]]:
+    """Prompt, tools, the calls the client must get and its visible text (None: not checked)."""
+    container = f"to=container.exec {json.dumps(standin_module.CONTAINER_CALL)}"
+    return {
+        "leak": ("[harmony-leak] Use Bash.", TOOLS, [("Bash", args(standin_module, BASH))], ""),
+        "stripped": ("[harmony-stripped] Use Write.", TOOLS, [("Write", args(standin_module, WRITE))], ""),
+        "args-with-tokens": ("[harmony-args-tokens] Use Bash.", TOOLS,
+                             [("Bash", standin_module.ARGS_WITH_TOKENS)], ""),
+        "channel-word-name": ("[harmony-channel-word] Use final_report.", [BASH, FINAL_REPORT],
+                              [("final_report", args(standin_module, FINAL_REPORT))], ""),
+        "reasoning-only": ("[harmony-reasoning] Use Bash.", TOOLS,
+                           [("Bash", args(standin_module, BASH))], ""),
+        "container": ("[harmony-container] List the files.", TOOLS, [], container),
+        "quoted": ("[harmony-quoted] Explain the format.", TOOLS, [], standin_module.QUOTED_HARMONY),
+        "clean-text": ("[text] Say hello.", TOOLS, [], standin_module.TEXT_REPLY),
+    }
+
+
+def through(endpoint: str, client, openai_client, model: str, prompt: str,
+            tools: list[dict[str, Any]]) -> tuple[list[tuple[str, Any]], str, str, str]:
+    """(calls, visible text, stop reason, reasoning) as the client sees them."""
+    if endpoint.startswith("messages"):
+        request = {"model": model, "max_tokens": 2048, "tools": tools,
+                   "messages": [{"role": "user", "content": prompt}]}
+        if endpoint == "messages":
+            message = client.messages.create(**request)
+        else:
+            with client.messages.stream(**request) as events:
+                for _ in events:
+                    pass
+                message = events.get_final_message()
+        thinking = "".join(block.thinking for block in message.content if block.type == "thinking")
+        return tool_uses(message), visible_text(message), message.stop_reason, thinking
+    functions = [{"name": tool["name"], "description": tool["description"],
+                  "parameters": tool["input_schema"]}
+                 for tool in tools]
+    request = {"model": model, "messages": [{"role": "user", "content": prompt}],
+               "tools": [{"type": "function", "function": function} for function in functions]}
+    if endpoint == "chat":
+        choice = openai_client.chat.completions.create(**request).choices[0]
+        calls = [(call.function.name, json.loads(call.function.arguments))
+                 for call in choice.message.tool_calls or []]
+        reasoning = getattr(choice.message, "reasoning_content", None) or ""
+        return calls, choice.message.content or "", choice.finish_reason, reasoning
+    return _streamed_chat(openai_client.chat.completions.create(**request, stream=True))
+
+
+def _streamed_chat(stream) -> tuple[list[tuple[str, Any]], str, str, str]:
+    """What an OpenAI-SDK agent accumulates from a chat-completions stream."""
+    content, reasoning, finish_reason = "", "", ""
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+            for call in choice.delta.tool_calls or []:
+                entry = calls.setdefault(call.index, {"name": "", "arguments": ""})
+                entry["name"] += call.function.name or ""
+                entry["arguments"] += call.function.arguments or ""
+            finish_reason = choice.finish_reason or finish_reason
+    return ([(call["name"], json.loads(call["arguments"])) for _, call in sorted(calls.items())], content,
+            finish_reason, reasoning)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("case", ["leak", "stripped", "args-with-tokens", "channel-word-name",
+                                  "reasoning-only", "container", "quoted", "clean-text"])
+def test_every_case_on_both_endpoints_streaming_and_not(client, openai_client, proxy, standin_module,
+                                                        case, endpoint):
+    prompt, tools, expected_calls, expected_text = replies(standin_module)[case]
+    calls, text, stop_reason, reasoning = through(endpoint, client, openai_client, proxy.model, prompt, tools)
+    assert calls == expected_calls
+    assert text == expected_text
+    anthropic = endpoint.startswith("messages")
+    if expected_calls:
+        assert stop_reason == ("tool_use" if anthropic else "tool_calls")
+    else:
+        assert stop_reason == ("end_turn" if anthropic else "stop")
+    assert "<|" not in reasoning and "to=functions" not in reasoning
+
+
+def test_chat_completions_stream_repairs_are_logged(openai_client, proxy):
+    prompt = "[harmony-leak] Use Bash."
+    _streamed_chat(openai_client.chat.completions.create(
+        model=proxy.model, stream=True, messages=[{"role": "user", "content": prompt}],
+        tools=[{"type": "function", "function": {"name": "Bash", "parameters": BASH["input_schema"]}}]))
+    assert any("streaming /v1/chat/completions" in line and "tool call Bash recovered" in line
+               for line in proxy.log_lines())

@@ -13,6 +13,11 @@ the failures the proxy's tool-fix callback repairs, as vLLM puts them in ``conte
     [harmony-malformed]   one leaked tool call whose JSON arguments are cut short
     [harmony-multiedit]   a leaked MultiEdit call (a tool Claude Code no longer has)
     [harmony-thinking]    a clean text reply whose reasoning carries leaked Harmony tokens
+    [harmony-args-tokens] a leaked call whose arguments hold every special token and to=functions.
+    [harmony-channel-word] a token-stripped call, recipient first, to the named tool (final_report...)
+    [harmony-reasoning]   a call leaked into the reasoning, no content
+    [harmony-container]   a call to the built-in container.exec after leaked analysis
+    [harmony-quoted]      a clean text reply that quotes Harmony in a fence, backticks and prose
 
 A request with vLLM's ``ignore_eos`` (a benchmark's fixed-length generation, as llama-benchy's
 ``--exact-tg`` sends) streams exactly ``max_tokens`` filler tokens, paced like a model: the first
@@ -49,7 +54,16 @@ DEFAULT_PREFILL_TOKENS_PER_SECOND = 8000.0
 DEFAULT_DECODE_TOKENS_PER_SECOND = 400.0
 
 _MODES = ("clean", "text", "harmony-leak-2", "harmony-leak", "harmony-stripped", "harmony-malformed",
-          "harmony-multiedit", "harmony-thinking")
+          "harmony-multiedit", "harmony-thinking", "harmony-args-tokens", "harmony-channel-word",
+          "harmony-reasoning", "harmony-container", "harmony-quoted")
+SPECIAL_TOKENS = "<|start|><|channel|><|constrain|><|message|><|call|><|end|><|return|>"
+ARGS_WITH_TOKENS = {"command": f"echo '{SPECIAL_TOKENS} to=functions.Edit'"}
+QUOTED_HARMONY = (
+    "Your template has `<|constrain|>json` in it; the parser stops at <|call|> and recipients read "
+    "to=functions.Bash. A call looks like this:\n```\n<|start|>assistant<|channel|>commentary "
+    'to=functions.Bash <|constrain|>json<|message|>{"command":"ls"}<|call|>\n```\n'
+    'or, stripped, `assistantcommentary to=functions.Bash json{"command":"ls"}`.')
+CONTAINER_CALL = {"cmd": ["bash", "-lc", "ls"]}
 
 
 def reply_mode(body: dict[str, Any]) -> str:
@@ -135,6 +149,13 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
         reply = _text_reply(TEXT_REPLY)
         reply["reasoning"] = "<|channel|>analysis<|message|>" + REASONING + "<|end|>"
         return reply
+    if mode == "harmony-quoted":
+        return _text_reply(QUOTED_HARMONY)
+    if mode == "harmony-reasoning":
+        (tool,) = chosen_tools(body, 1)
+        reasoning = (f"<|channel|>analysis<|message|>{REASONING}<|end|>"
+                     + _harmony_call(tool["name"], json.dumps(example_arguments(tool))))
+        return _text_reply("", reasoning=reasoning)
     if mode == "clean":
         if not any(tool["name"] in _last_user_text(body) for tool in tools):
             return _text_reply(TEXT_REPLY)
@@ -161,6 +182,16 @@ def _leaked_content(mode: str, body: dict[str, Any]) -> str:
         (tool,) = chosen_tools(body, 1)
         arguments = json.dumps(example_arguments(tool))
         return f"analysis{REASONING}assistantcommentary to=functions.{tool['name']} json{arguments}"
+    if mode == "harmony-args-tokens":
+        (tool,) = chosen_tools(body, 1)
+        return analysis + _harmony_call(tool["name"], json.dumps(ARGS_WITH_TOKENS))
+    if mode == "harmony-channel-word":
+        (tool,) = chosen_tools(body, 1)
+        arguments = json.dumps(example_arguments(tool))
+        return f"analysis{REASONING}assistant to=functions.{tool['name']}commentary json{arguments}"
+    if mode == "harmony-container":
+        return (analysis + "<|start|>assistant<|channel|>analysis to=container.exec code<|message|>"
+                + json.dumps(CONTAINER_CALL) + "<|call|>")
     if mode == "harmony-multiedit":
         edits = [{"old_string": "one", "new_string": "1"}, {"old_string": "two", "new_string": "2"}]
         return analysis + _harmony_call("MultiEdit", json.dumps({"file_path": "/tmp/standin.txt",

@@ -1,95 +1,31 @@
-"""The tool-fix callback's Harmony parser and non-streaming repairs, on openai-harmony's transcripts.
-
-openai-harmony downloads its vocabulary (o200k_base.tiktoken) on first use; offline it reads it from
-TIKTOKEN_RS_CACHE_DIR under the file name sha1(url). LiteLLM ships that very file, so the tests take
-it from the integration tests' LiteLLM venv (tests/integration/litellm-venv.sh) or an importable litellm.
-"""
+"""The tool-fix callback's Harmony parser and non-streaming repairs, on openai-harmony's transcripts."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_harmony import (
-    HarmonyEncodingName,
-    Message,
-    Role,
-    load_harmony_encoding,
+from openai_harmony import Role
+from test_tool_fix_support import (
+    CLAUDE_CODE_TOOLS,
+    analysis,
+    call,
+    completion,
+    final,
+    harmony_encoding,
+    load_callback,
+    preamble,
+    stripped,
 )
-from test_tool_fix_support import CLAUDE_CODE_TOOLS, REPO, load_callback
 
 fix = load_callback()
+_enc = pytest.fixture(scope="module", name="enc")(harmony_encoding)
 
-VOCAB_CACHE_NAME = "fb374d419588a4632f3f557e76b4b70aebbca790"  # sha1 of the o200k_base.tiktoken URL
-FIRST_SPECIAL_TOKEN = 199998
 EDIT_ARGS = {"file_path": "/work/app.py", "old_string": "x = 1", "new_string": "x = 2"}
-
-
-def _vocab_file() -> Path | None:
-    candidates = list(REPO.glob(".sparkdeploy/venvs/litellm/lib/python*/site-packages/litellm/"
-                                f"litellm_core_utils/tokenizers/{VOCAB_CACHE_NAME}"))
-    spec = importlib.util.find_spec("litellm")
-    if spec and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidates.append(Path(location) / "litellm_core_utils" / "tokenizers" / VOCAB_CACHE_NAME)
-    return next((path for path in candidates if path.is_file()), None)
-
-
-@pytest.fixture(scope="module")
-def enc(tmp_path_factory):
-    """The gpt-oss Harmony encoding, loaded offline from a copy of LiteLLM's vocabulary file."""
-    vocab = _vocab_file()
-    if vocab is None:
-        pytest.fail("no o200k_base vocabulary for openai-harmony: run tests/integration/litellm-venv.sh")
-    cache = tmp_path_factory.mktemp("tiktoken-rs-cache")
-    shutil.copy(vocab, cache / VOCAB_CACHE_NAME)  # harmony deletes a cached file whose hash is wrong
-    previous = os.environ.get("TIKTOKEN_RS_CACHE_DIR")
-    os.environ["TIKTOKEN_RS_CACHE_DIR"] = str(cache)
-    try:
-        yield load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
-    finally:
-        if previous is None:
-            os.environ.pop("TIKTOKEN_RS_CACHE_DIR", None)
-        else:
-            os.environ["TIKTOKEN_RS_CACHE_DIR"] = previous
-
-
-def analysis(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("analysis")
-
-
-def final(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("final")
-
-
-def preamble(text: str) -> Message:
-    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel("commentary")
-
-
-def call(name: str, arguments: dict[str, Any], constrain: bool = True) -> Message:
-    message = (Message.from_role_and_content(Role.ASSISTANT, json.dumps(arguments))
-               .with_channel("commentary").with_recipient(f"functions.{name}"))
-    return message.with_content_type("<|constrain|>json") if constrain else message
-
-
-def completion(enc, *messages: Message) -> str:
-    """What the model generated after the prompt's trailing ``<|start|>assistant``, as vLLM decodes it."""
-    text = "".join(enc.decode(enc.render(message)) for message in messages)
-    return text.removeprefix("<|start|>assistant")
-
-
-def stripped(enc, *messages: Message) -> str:
-    """The same generation decoded with skip_special_tokens=True."""
-    tokens = [token for message in messages for token in enc.render(message)]
-    text = enc.decode([token for token in tokens if token < FIRST_SPECIAL_TOKEN])
-    return text.removeprefix("assistant")
 
 
 def calls_of(parts) -> list[tuple[str, dict[str, Any] | None]]:
@@ -187,7 +123,7 @@ def test_space_after_constrain_token(enc):
 def test_stripped_markers_recover_the_call_and_drop_analysis(enc):
     text = stripped(enc, analysis("Need to edit."), preamble("Editing now."), call("Edit", EDIT_ARGS))
     assert "<|" not in text and "assistantcommentary" in text
-    assert fix.has_harmony_leak(text)
+    assert fix.might_leak(text)
     parts = fix.parse_harmony(text)
     assert calls_of(parts) == [("functions.Edit", EDIT_ARGS)]
     assert texts_of(parts) == ["Editing now."]
@@ -195,7 +131,7 @@ def test_stripped_markers_recover_the_call_and_drop_analysis(enc):
 
 def test_stripped_markers_with_recipient_after_the_channel():
     text = "analysisNeed to edit.assistantcommentary to=functions.Edit json" + json.dumps(EDIT_ARGS)
-    assert fix.parse_harmony(text) == [fix.HarmonyCall("functions.Edit", " json" + json.dumps(EDIT_ARGS))]
+    assert fix.parse_harmony(text) == [fix.HarmonyCall("functions.Edit", json.dumps(EDIT_ARGS))]
 
 
 def test_stripped_name_glued_to_json():
@@ -211,7 +147,7 @@ def test_stripped_final_answer_is_text(enc):
 
 def test_inline_recipient_fallback_splits_text_and_call():
     parts = fix.parse_harmony('Let me look. to=functions.Read {"file_path": "/a"} Then more.')
-    assert texts_of(parts) == ["Let me look.", "Then more."]
+    assert texts_of(parts) == ["Let me look. ", "Then more."]
     assert calls_of(parts) == [("functions.Read", {"file_path": "/a"})]
 
 
@@ -221,15 +157,15 @@ def test_inline_recipient_fallback_splits_text_and_call():
     "analysis of the results shows nothing unusual.",
 ])
 def test_clean_text_is_not_a_leak(text):
-    assert not fix.has_harmony_leak(text)
+    parts, scanner = fix.scan_harmony(text)
+    assert parts == [text] and not scanner.leaked
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ('{"a": 1}', {"a": 1}),
-    (' json{"a": 1}', {"a": 1}),
-    ('<|constrain|>json<|message|>{"a": 1}', {"a": 1}),
-    ('{"a": 1}<|call|>', {"a": 1}),
+    (' {"a": 1} ', {"a": 1}),
     ("", {}),
+    ('{"a": 1}<|call|>', None),  # the scanner hands over the JSON value only
     ('{"a": ', None),
     ("[1, 2]", None),
     ("not json", None),
@@ -238,9 +174,9 @@ def test_parse_arguments(raw, expected):
     assert fix.parse_arguments(raw) == expected
 
 
-def test_clean_thinking_removes_tokens_and_headers():
+def test_reasoning_loses_tokens_and_headers():
     text = "Need to edit.<|end|><|start|>assistant<|channel|>analysis<|message|>Still thinking.<|end|>"
-    assert fix.clean_thinking(text) == "Need to edit.\n\nStill thinking."
+    assert fix.scan_harmony(text, reasoning=True)[0] == ["Need to edit.\n\nStill thinking."]
 
 
 # -- tool names -------------------------------------------------------------------------------------

@@ -68,10 +68,19 @@ def test_clean_text_goes_out_delta_by_delta():
 
 
 def test_a_possible_marker_start_is_held_then_released_unchanged():
-    upstream = anthropic_stream([text("Ask the assist" + "ant about it <")], piece=14)
+    """Held: a marker word's start where a message may start (after a sentence) and a token's "<"."""
+    upstream = anthropic_stream([text("Ask the helper. assist" + "ant about it <")], piece=22)
     repair = fix.StreamRepair(CLAUDE_CODE_TOOLS)
     sent = [repair.feed(event) for item in upstream for event in fix.parse_sse(item)]
-    assert [len(batch) for batch in sent[2:4]] == [0, 0]  # "...assist", then "...about it <"
+    assert [len(batch) for batch in sent[2:4]] == [0, 0]  # "...helper. assist", then "...about it <"
+    assert [item for batch in sent for item in batch] == upstream
+
+
+def test_a_marker_word_inside_a_sentence_is_not_held():
+    upstream = anthropic_stream([text("Ask the assist" + "ant about it.")], piece=14)
+    repair = fix.StreamRepair(CLAUDE_CODE_TOOLS)
+    sent = [repair.feed(event) for item in upstream for event in fix.parse_sse(item)]
+    assert [len(batch) for batch in sent[1:4]] == [0, 2, 1]
     assert [item for batch in sent for item in batch] == upstream
 
 
@@ -221,17 +230,16 @@ def _boom(*args, **kwargs):
     raise RuntimeError("a bug quoting /secret/content")
 
 
-def test_a_parser_bug_sends_the_leaked_reply_as_it_came(monkeypatch, caplog):
-    monkeypatch.setattr(fix, "repair_blocks", _boom)
+def test_a_scanner_bug_sends_the_reply_as_it_came(monkeypatch, caplog):
+    monkeypatch.setattr(fix.HarmonyScanner, "feed", _boom)
+    upstream = anthropic_stream([THINKING, text(LEAKED_EDIT)])
     with caplog.at_level(logging.INFO, logger="litellm_tool_fix"):
-        message = accumulate(run_stream(fix, anthropic_stream([text(LEAKED_EDIT)]), CLAUDE_CODE_TOOLS))
-    assert message["content"] == [{"type": "text", "text": LEAKED_EDIT}]
-    assert message["stop_reason"] == "end_turn"
+        assert run_stream(fix, upstream, CLAUDE_CODE_TOOLS) == upstream
     (line,) = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
     assert "streaming repair failed (RuntimeError at _boom:" in line and "/secret" not in line
 
 
-def test_an_unexpected_error_mid_stream_passes_everything_through(monkeypatch):
-    monkeypatch.setattr(fix.StreamRepair, "_collect", _boom)
-    upstream = anthropic_stream([THINKING, text(LEAKED_EDIT)])
-    assert run_stream(fix, upstream, CLAUDE_CODE_TOOLS) == upstream
+def test_a_mapping_bug_after_a_leak_still_ends_the_stream(monkeypatch):
+    monkeypatch.setattr(fix, "_call_blocks", _boom)
+    out = run_stream(fix, anthropic_stream([text(LEAKED_EDIT)]), CLAUDE_CODE_TOOLS)
+    assert out[-1] == sse("message_stop", {})
