@@ -26,7 +26,8 @@ SECRET_KEYS = ("vllm_api_key", "cluster_ssh_key", "model_hub_token", "proxy_mast
 UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("service_home", "recipe", "vllm_address", "cluster_group",
                      "upstream_checkout_dir", "verify_vllm_url", "model_revision",
-                     "model_hub_endpoint", "model_pip_index_url", "proxy_client_url"), (str,)),
+                     "model_hub_endpoint", "model_pip_index_url", "proxy_client_url",
+                     "bench_tokenizer", "bench_corpus"), (str,)),
     **dict.fromkeys(("cluster_link_addresses", "sshd_key_login_users"), (list, tuple)),
     **dict.fromkeys(SECRET_KEYS, (str, SuppliedSecret)),
 }

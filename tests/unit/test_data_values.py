@@ -90,3 +90,11 @@ def test_a_hostile_pip_index_stops_the_deploy_on_a_fake_host(tmp_path):
 def test_values_of_the_right_type_but_outside_their_range_are_refused(key, value):
     with pytest.raises(ConfigError, match=rf"^host 'h' data: key '{key}': "):
         check_values("h", {key: value})
+
+
+def test_every_key_without_a_default_declares_the_type_it_takes():
+    """A key defaulting to None is type-checked by its declared type; a new one must declare it."""
+    from sparkdeploy.data import UNSET_DEFAULT_TYPES, documented_defaults
+
+    unset = {key for key, value in documented_defaults().items() if value is None}
+    assert unset - set(UNSET_DEFAULT_TYPES) == set()
