@@ -17,7 +17,9 @@ from sparkdeploy.cluster import Cluster, ClusterNode
 RECEIVER = "/usr/local/lib/sparkdeploy/cluster-receive"
 HEAD_KEY = "/root/.ssh/sparkdeploy-cluster"
 HEAD_KNOWN_HOSTS = "/root/.ssh/sparkdeploy-cluster-known_hosts"
-AUTHORIZED_KEYS_DIR = "/etc/ssh/sparkdeploy/authorized_keys"
+# Beside, not inside, the sshd staging directory (root 0700): sshd reads authorized keys with
+# the logging-in user's rights, so every directory on the way must be world-traversable.
+AUTHORIZED_KEYS_DIR = "/etc/ssh/sparkdeploy-authorized_keys"
 SUDOERS_FILE = "/etc/sudoers.d/sparkdeploy-cluster-receive"
 HOST_KEY_PUBLIC = "/etc/ssh/ssh_host_ed25519_key.pub"
 

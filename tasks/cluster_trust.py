@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
+from sparkdeploy.cluster import Cluster
 from sparkdeploy.cluster_trust import (
     AUTHORIZED_KEYS_DIR,
     HEAD_KEY,
@@ -27,6 +28,7 @@ from sparkdeploy.errors import ConfigError
 from sparkdeploy.operations import secret_file
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.secrets import CLUSTER_SECRETS, host_secrets, ssh_public_key
+from tasks.cluster_order import every_node_reaches
 
 
 @deploy("Node-to-node SSH")
@@ -34,26 +36,37 @@ def cluster_trust(plan: HostPlan) -> None:
     service = plan.vllm
     if service is None or service.cluster is None or service.node is None:
         return
-    cluster = service.cluster
-    head = cluster.head.host_name
-    key = host_secrets(head, inventory.get_host(head).data.dict(), CLUSTER_SECRETS)["cluster_ssh_key"]
     if service.node.rank == 0:
-        files.directory(name="Keep root's SSH directory private", path="/root/.ssh",
-                        user="root", group="root", mode="0700")
-        secret_file(
-            name=f"Place the key this head copies images to its workers with ({HEAD_KEY}, secret)",
-            content=key,
-            path=HEAD_KEY,
-            user="root", group="root", mode="0600",
-        )
-        host_keys = {worker.host_name: _host_key(worker.host_name) for worker in cluster.workers}
-        files.put(
-            name="Pin the workers' host keys under their link addresses",
-            src=StringIO(known_hosts(cluster, host_keys)),
-            dest=HEAD_KNOWN_HOSTS,
-            user="root", group="root", mode="0644",
-        )
-        return
+        _head_side(service.cluster)
+    else:
+        _worker_side(service.cluster)
+    every_node_reaches("node-to-node SSH (head key, pinned host keys, worker entries)")
+
+
+def _head_key(cluster: Cluster) -> str:
+    head = cluster.head.host_name
+    return host_secrets(head, inventory.get_host(head).data.dict(), CLUSTER_SECRETS)["cluster_ssh_key"]
+
+
+def _head_side(cluster: Cluster) -> None:
+    files.directory(name="Keep root's SSH directory private", path="/root/.ssh",
+                    user="root", group="root", mode="0700")
+    secret_file(
+        name=f"Place the key this head copies images to its workers with ({HEAD_KEY}, secret)",
+        content=_head_key(cluster),
+        path=HEAD_KEY,
+        user="root", group="root", mode="0600",
+    )
+    host_keys = {worker.host_name: _host_key(worker.host_name) for worker in cluster.workers}
+    files.put(
+        name="Pin the workers' host keys under their link addresses",
+        src=StringIO(known_hosts(cluster, host_keys)),
+        dest=HEAD_KNOWN_HOSTS,
+        user="root", group="root", mode="0644",
+    )
+
+
+def _worker_side(cluster: Cluster) -> None:
     user = host.data.service_user
     files.put(
         name="Install what the head may run here over SSH (load an image, report an image ID)",
@@ -74,14 +87,14 @@ def cluster_trust(plan: HostPlan) -> None:
     )
     files.directory(name="Keep the keys sparkdeploy authorizes outside users' homes",
                     path=AUTHORIZED_KEYS_DIR, user="root", group="root", mode="0755")
-    public = ssh_public_key(key, f"sparkdeploy cluster {cluster.name} head {head}")
+    public = ssh_public_key(_head_key(cluster), f"sparkdeploy cluster {cluster.name} head "
+                            f"{cluster.head.host_name}")
     files.put(
         name=f"Authorize the head's key for {user}: from its link addresses, for the receiver only",
         src=StringIO(authorized_line(cluster, public)),
         dest=f"{AUTHORIZED_KEYS_DIR}/{user}",
         user="root", group="root", mode="0644",
     )
-
 
 def _host_key(host_name: str) -> str:
     """A worker's ed25519 host key, read over the deploy's own (verified) connection to it."""

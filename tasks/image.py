@@ -30,6 +30,7 @@ from sparkdeploy.packages import missing_packages
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.serving_facts import GitCheckout, ImageMade
 from sparkdeploy.waits import Reporter, follow_image_job, on_host
+from tasks.cluster_order import every_node_reaches
 
 _RUNNER_SOURCE = PROJECT_ROOT / "files" / "make-vllm-image"
 # git as root in a checkout: no hooks, whatever the checkout's config says.
@@ -41,6 +42,14 @@ def vllm_image(plan: HostPlan) -> list[OperationMeta]:
     """Make the recipe's image current; returns the operations after which vLLM must restart."""
     if plan.vllm is None:
         return []
+    changes = _make_or_receive(plan)
+    if plan.vllm.cluster is not None:
+        every_node_reaches("the head's image, copied to every worker")
+    return changes
+
+
+def _make_or_receive(plan: HostPlan) -> list[OperationMeta]:
+    """The head (or a single Spark) makes the image; a worker only checks it against the head's."""
     data = host.data.dict()
     service = plan.vllm
     missing = missing_packages(host.get_fact(DebPackages), data["upstream_build_packages"])

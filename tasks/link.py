@@ -32,6 +32,7 @@ from sparkdeploy.link import (
     ping_script,
 )
 from sparkdeploy.plan import HostPlan
+from tasks.cluster_order import every_node_reaches
 
 _PROOF_SECONDS = 60.0
 # The netplan operations of every node, so the proof runs wherever any node's link changed.
@@ -85,6 +86,7 @@ def _prove(cluster: Cluster, node: ClusterNode, changes: list[OperationMeta]) ->
         if problem:
             raise ConfigError(f"host {host.name!r}", "cluster_link_interfaces", problem)
         return
+    every_node_reaches("the link configuration")
     python.call(
         name=f"Prove the link: every peer answers over every twin at MTU {cluster.mtu} unfragmented",
         function=_ping_until_up,

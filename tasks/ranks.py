@@ -21,6 +21,7 @@ from sparkdeploy.plan import HostPlan
 from sparkdeploy.serving_facts import ContainerStates, ImageMade
 from sparkdeploy.vllm_service import VllmService
 from sparkdeploy.waits import Reporter, on_host, rank_stays_up
+from tasks.cluster_order import every_node_reaches
 from tasks.services import drop_page_cache, wait_until_answers
 from tasks.serving import ServingFiles
 
@@ -56,7 +57,8 @@ def cluster_ranks(plan: HostPlan, placed: ServingFiles, image_changes: list[Oper
             force_recreate=True,
             **condition,
         )
-    else:
+    every_node_reaches("starting the worker ranks")
+    if not node.rank:
         drop_page_cache(condition)
         docker.compose(
             name=f"Start the vLLM head rank after its workers (docker compose up --force-recreate "
@@ -68,6 +70,7 @@ def cluster_ranks(plan: HostPlan, placed: ServingFiles, image_changes: list[Oper
         wait_until_answers(f"the head of cluster {cluster.name} (every rank joined)",
                            f"{service.local_url}/health", container, host.data.vllm_health_timeout,
                            condition)
+    every_node_reaches("starting the head rank")
     if node.rank:
         python.call(
             name=f"Check that worker rank {node.rank} joined and keeps running",
@@ -75,7 +78,6 @@ def cluster_ranks(plan: HostPlan, placed: ServingFiles, image_changes: list[Oper
             container=container,
             **condition,
         )
-
 
 def _rank_current(peer: ClusterNode, service: VllmService, container: str) -> bool:
     """Whether ``peer``'s rank runs, on the image its tag names (facts read on that node)."""

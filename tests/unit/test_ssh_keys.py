@@ -59,12 +59,12 @@ def test_the_facts_output_is_parsed_per_file():
     fact = AuthorizedKeys()
     output = ["home 1000 /home/ops", "pubkeyacceptedalgorithms ssh-ed25519", "requiredrsasize 2048",
               "file /home/ops/.ssh/authorized_keys", "mode 1000 600", "mode 1000 700", "mode 1000 755",
-              f"key {ED25519}", "file /etc/ssh/sparkdeploy/authorized_keys/ops", "mode 0 644", "mode 0 755",
+              f"key {ED25519}", "file /etc/ssh/sparkdeploy-authorized_keys/ops", "mode 0 644", "mode 0 755",
               "mode 0 755", "mode 0 755", "mode 0 755", f'key restrict,from="10.0.0.1" {ED25519}']
     account = fact.process(output)
     assert (account.uid, account.home, account.required_rsa_bits) == (1000, "/home/ops", 2048)
     assert [key_file.path for key_file in account.files] == [
-        "/home/ops/.ssh/authorized_keys", "/etc/ssh/sparkdeploy/authorized_keys/ops"]
+        "/home/ops/.ssh/authorized_keys", "/etc/ssh/sparkdeploy-authorized_keys/ops"]
     assert account.usable_count() == 1
     assert fact.process(["missing"]) is None
 
