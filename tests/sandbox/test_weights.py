@@ -257,7 +257,7 @@ def test_the_token_is_placed_by_the_service_user_never_through_a_link(target, fr
         assert placed == [plan.user, "600", "regular", "file"]
         writes = [line.split(">>> ", 1)[1] for line in result.stderr.splitlines()
                   if ">>> " in line and plan.token_path in line and "test -e" not in line]
-        assert writes and all(w.startswith(f"runuser -u {plan.user} -- sh -c ") for w in writes)
+        assert writes and all(f"runuser -u {plan.user} -- sh -c " in w for w in writes)
         assert "umask 077" in writes[0]
     finally:
         target.run(f"rm -f {plan.token_path} {victim}")
