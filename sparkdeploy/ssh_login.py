@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,9 @@ from pyinfra.api.exceptions import ConnectError
 from pyinfra.api.host import Host
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.sshuserclient.client import get_ssh_config
+
+_ATTEMPTS = 3
+_RETRY_SECONDS = 5.0
 
 
 def login_user(data: Mapping[str, Any], host_name: str) -> str:
@@ -45,10 +49,22 @@ class FreshLogin:
 
     def check(self, state: State, host: Host) -> bool:
         """Log in afresh and run ``true``; hosts pyinfra does not reach over SSH have nothing to
-        prove. Never fails itself, so the restore can run first."""
-        self.error = None
+        prove. A busy host may be slow to send its banner right after the reload, so a few
+        attempts are made before it counts as failed. Never fails itself, so the restore can
+        run first."""
         if not isinstance(host.connector, SSHConnector):
+            self.error = None
             return True
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                time.sleep(_RETRY_SECONDS)
+            self.error = self._attempt(state, host)
+            if self.error is None:
+                break
+        return True
+
+    @staticmethod
+    def _attempt(state: State, host: Host) -> str | None:
         connector = SSHConnector(state, host)
         # paramiko logs a refused login as a traceback; the error below says it in one line
         paramiko_log = logging.getLogger("paramiko")
@@ -58,14 +74,14 @@ class FreshLogin:
             connector.connect()
             succeeded, output = connector.run_shell_command(StringCommand("true"))
             if not succeeded:
-                self.error = f"`true` failed: {output.stderr.strip() or 'no output'}"
+                return f"`true` failed: {output.stderr.strip() or 'no output'}"
+            return None
         except (ConnectError, SSHException, OSError, EOFError) as error:
-            self.error = str(error) or type(error).__name__
+            return str(error) or type(error).__name__
         finally:
             paramiko_log.setLevel(level)
             if connector.client is not None:
                 connector.client.close()
-        return True
 
     def failed(self) -> bool:
         return self.error is not None
