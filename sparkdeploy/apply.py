@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.drift import pyinfra_executable, redact
@@ -65,3 +67,10 @@ def apply_deploy(limits: Sequence[str] = (), inventory: str = "inventory.py",
     commands = result.stderr.count(">>> ") if count_commands else None
     return ApplyReport(result.returncode, seconds, changes, failures, commands,
                        redact(result.stderr))
+
+
+def run_sparkdeploy(*args: str) -> subprocess.CompletedProcess:
+    """Run the project's console script (beside this Python) as an operator runs it."""
+    return subprocess.run([str(Path(sys.executable).with_name("sparkdeploy")), *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)

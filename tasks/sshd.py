@@ -73,6 +73,7 @@ def sshd_hardening() -> None:
         dest=sshd.CANDIDATE_PATH,
         user="root", group="root", mode="0600",
     )
+    # Emitted only when the live drop-in's content, owner or mode differ (a fact): no _if needed.
     if install_needed:
         install = server.shell(
             name="Check the staged settings with sshd -t and install them (the previous ones kept)",

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sparkdeploy.apply import ApplyReport, apply_deploy
+from sparkdeploy.apply import ApplyReport, apply_deploy, run_sparkdeploy
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.drift import pyinfra_executable
 from sparkdeploy.inventory import hosts_data, load_inventory
 from sparkdeploy.sandbox.sshkey import run_as_root
 from sparkdeploy.sandbox.state import HOST_NAME, SandboxState, load_state
-
-SPARKDEPLOY = str(Path(sys.executable).with_name("sparkdeploy"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,12 +40,7 @@ def deploy(deploy_file: str):
 @pytest.fixture(scope="session")
 def sparkdeploy():
     """Run the project's console script as an operator runs it."""
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([SPARKDEPLOY, *args], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, check=False, stdin=subprocess.DEVNULL)
-
-    return run
+    return run_sparkdeploy
 
 
 @pytest.fixture(scope="session")

@@ -3,21 +3,16 @@ deployed as one cluster: the head ``sandbox-1`` and the worker ``sandbox-2``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sparkdeploy.apply import ApplyReport, apply_deploy
-from sparkdeploy.data import PROJECT_ROOT
+from sparkdeploy.apply import ApplyReport, apply_deploy, run_sparkdeploy
 from sparkdeploy.inventory import hosts_data, load_inventory
 from sparkdeploy.sandbox.sshkey import run_as_root
 from sparkdeploy.sandbox.state import HOST_NAME, SandboxState, load_state, node_names
 
 HEAD, WORKER = node_names(2)
-SPARKDEPLOY = str(Path(sys.executable).with_name("sparkdeploy"))
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +44,7 @@ def first_deploy(pair: SandboxState, deploy_pair) -> ApplyReport:
 
 @pytest.fixture(scope="session")
 def sparkdeploy():
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([SPARKDEPLOY, *args], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, check=False, stdin=subprocess.DEVNULL)
-
-    return run
+    return run_sparkdeploy
 
 
 @pytest.fixture(scope="session")
