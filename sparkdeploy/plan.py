@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sparkdeploy.cluster import cluster_of, clusters
+from sparkdeploy.cluster import Cluster, ClusterNode, cluster_of, clusters
 from sparkdeploy.data import PROJECT_ROOT, check_types
 from sparkdeploy.data_values import check_values
 from sparkdeploy.proxy import (
@@ -51,6 +51,12 @@ class HostPlan:
     vllm_files: list[RenderedFile] = field(default_factory=list)
     proxy_files: list[RenderedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # the cluster this host is cabled into, also before it has a recipe (the link comes first)
+    cluster: Cluster | None = None
+
+    @property
+    def node(self) -> ClusterNode | None:
+        return self.cluster.node(self.host_name) if self.cluster else None
 
     @property
     def files(self) -> list[RenderedFile]:
@@ -90,7 +96,8 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
             and hosts_data[name].get("vllm_api_key_enabled")
         }
         proxy_files = _proxy_files(host_name, data, models, vllm_keys)
-    return HostPlan(host_name, service, vllm_files, proxy_files, warnings)
+    return HostPlan(host_name, service, vllm_files, proxy_files, warnings,
+                    cluster_of(host_name, clusters(hosts_data)))
 
 
 def _yaml(document: Any, what: str) -> str:

@@ -1,5 +1,8 @@
 """The ConnectX-7 link of a cluster node: netplan from data, applied only on change, then proven.
 
+It runs on every node of a cluster, with or without a recipe yet: cabling and proving the pair
+comes before choosing what it serves.
+
 Per twin a static address on a subnet of its own, no DHCP, no link-local, the MTU from data, in
 ``/etc/netplan/40-cx7.yaml`` (root 0600), applied only when the file changed and never on the
 interface that carries the management connection. Then every peer must answer over every twin
@@ -16,7 +19,7 @@ from pyinfra import host, inventory, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, python, server
+from pyinfra.operations import apt, files, python, server
 
 from sparkdeploy.cluster import Cluster, ClusterNode
 from sparkdeploy.errors import ConfigError
@@ -41,10 +44,9 @@ _netplan_ops: dict[tuple[int, str], list[OperationMeta]] = {}
 
 @deploy("ConnectX-7 link")
 def cx7_link(plan: HostPlan) -> None:
-    service = plan.vllm
-    if service is None or service.cluster is None or service.node is None:
+    cluster, node = plan.cluster, plan.node
+    if cluster is None or node is None:
         return
-    cluster, node = service.cluster, service.node
     for warning in host_warnings(parse_facts(_command(host_facts_script(node)).splitlines()), node):
         logger.warning(f"{host.print_prefix}preflight: {warning}")
     changes = _netplan_ops.setdefault((id(host.state), cluster.name), [])
@@ -62,6 +64,7 @@ def _netplan(cluster: Cluster, node: ClusterNode) -> OperationMeta:
         raise ConfigError(f"host {host.name!r} data", "cluster_link_interfaces",
                           f"{management} carries this deploy's SSH connection; configuring it as "
                           "a link twin would cut the management connection")
+    apt.packages(name="Install netplan (renders the link configuration)", packages=["netplan.io"])
     netplan = files.put(
         name=f"Configure the link twins {', '.join(t.interface for t in node.twins)} ({NETPLAN_PATH})",
         src=StringIO(netplan_document(cluster, node)),

@@ -30,8 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--fresh", action="store_true",
                        help="replace a running sandbox with a new one")
     start.add_argument("--nodes", type=int, choices=(1, 2), default=1,
-                       help="2: two hosts cabled like a Spark pair, serving as one cluster "
-                       "(container backend only)")
+                       help="2: two hosts cabled like a Spark pair; the container pair serves "
+                       "one model as a cluster, the VM pair shows the deploy configuring the link")
     start.set_defaults(run=_up)
     stop = actions.add_parser("down", help="remove the sandbox and stop its stand-in servers")
     stop.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,

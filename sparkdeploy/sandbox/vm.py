@@ -12,6 +12,13 @@ in ``sparkdeploy sandbox status``; ``SPARKDEPLOY_SANDBOX_VM_BOOT=cold`` asks for
 Network: qemu's user-mode network, nothing bridged. SSH is forwarded from 127.0.0.1 only, and
 the stand-in servers listen on 127.0.0.1, which the guest reaches at qemu's host alias
 10.0.2.2 (slirp connects those to this machine's loopback): nothing listens beyond loopback.
+
+``--nodes 2`` makes two VMs cabled like two Sparks: each twin of the link is a NIC pair whose
+frames qemu carries as UDP datagrams on 127.0.0.1 (:func:`vm_qemu.cable`). Unlike the container
+pair's Docker networks, nothing configures these NICs but the deploy: its netplan file gives
+them their addresses and MTU on a real kernel, and its proof pings across them. The pair is a
+cluster without a recipe (serving under emulation is out of reach, see
+:func:`host_data_overrides`): the link is what it shows.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from sparkdeploy.sandbox.state import (
     SANDBOX_DIR,
     SSH_KEY_FILE,
     SandboxState,
+    node_names,
     sandbox_host_data,
 )
 from sparkdeploy.sandbox.toolkit_repo import RepoEndpoint
@@ -81,49 +89,55 @@ def prepare() -> str:
 
 
 def up(variant: str, repo: RepoEndpoint, repo_address: str, nodes: int = 1) -> SandboxState:
-    if nodes != 1:
-        raise SandboxError("the VM backend makes one host; a cabled pair is the container "
-                           "backend's (sparkdeploy sandbox up --nodes 2)")
     if repo_address != "127.0.0.1":
         raise SandboxError(f"the VM reaches this machine's loopback only, not {repo_address}")
     public_key = ensure_keypair(SSH_KEY_FILE)
     image = vm_image.ensure_image(variant, public_key, SSH_KEY_FILE, _BUILD_LOG)
-    instance = vm_qemu.Instance(RUN_DIR)
-    vm_qemu.stop(instance)
-    started = time.monotonic()
-    port, boot = _start(image, instance)
-    boot_seconds = time.monotonic() - started
-    vm_qemu.guest_run(port, DEPLOY_USER, SSH_KEY_FILE, _guest_setup(repo.hostname))
-    data = {**sandbox_host_data(NAME, CAPABILITIES, DEPLOY_USER, port), **host_data_overrides()}
+    names = node_names(nodes)
+    hosts, boots = {}, {}
+    for name, links in zip(names, vm_qemu.cable(nodes), strict=True):
+        instance = vm_qemu.Instance(RUN_DIR / name)
+        vm_qemu.stop(instance)
+        started = time.monotonic()
+        port, boot = _start(image, instance, links)
+        boots[name] = {"boot": boot, "boot_seconds": round(time.monotonic() - started, 1)}
+        _, interfaces = vm_qemu.guest_run(port, DEPLOY_USER, SSH_KEY_FILE,
+                                          _guest_setup(repo.hostname, name, links))
+        hosts[name] = {**sandbox_host_data(NAME, CAPABILITIES, DEPLOY_USER, port),
+                       **host_data_overrides()}
+        if nodes > 1:
+            hosts[name].update({"cluster_group": HOST_NAME,
+                                "cluster_link_interfaces": interfaces.split()})
     return SandboxState(
-        backend=NAME, variant=variant, hosts={HOST_NAME: data},
-        resources={"run_dir": str(RUN_DIR), "image": str(image.directory),
-                   "accelerator": vm_qemu.accelerator(), "boot": boot,
-                   "boot_seconds": round(boot_seconds, 1)},
+        backend=NAME, variant=variant, hosts=hosts,
+        resources={"run_dirs": [str(RUN_DIR / name) for name in names],
+                   "image": str(image.directory), "accelerator": vm_qemu.accelerator(),
+                   "boots": boots},
     )
 
 
 def is_up(state: SandboxState) -> bool:
-    return _instance(state).pid() is not None
+    return all(instance.pid() is not None for instance in _instances(state))
 
 
 def down(state: SandboxState | None) -> None:
-    instance = _instance(state)
-    vm_qemu.stop(instance)
-    shutil.rmtree(instance.run_dir, ignore_errors=True)
+    for instance in _instances(state):
+        vm_qemu.stop(instance)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 def describe(state: SandboxState) -> dict[str, str]:
-    instance = _instance(state)
-    pid = instance.pid()
+    lines = {}
     resources = state.resources
-    return {
-        "vm": (f"qemu pid {pid} ({resources.get('accelerator', '?')})" if pid
-               else "qemu not running"),
-        "boot": f"{resources.get('boot', '?')} in {resources.get('boot_seconds', '?')} s",
-        "image": resources.get("image", "?"),
-        "serial log": str(instance.serial_log),
-    }
+    for instance in _instances(state):
+        pid = instance.pid()
+        boot = resources.get("boots", {}).get(instance.run_dir.name, {})
+        lines[f"vm {instance.run_dir.name}"] = (
+            f"qemu pid {pid} ({resources.get('accelerator', '?')}), "
+            f"{boot.get('boot', '?')} in {boot.get('boot_seconds', '?')} s, "
+            f"serial log {instance.serial_log}" if pid else "qemu not running")
+    lines["image"] = resources.get("image", "?")
+    return lines
 
 
 def install_standins(state: SandboxState, progress: Callable[[str], None]) -> None:
@@ -132,26 +146,29 @@ def install_standins(state: SandboxState, progress: Callable[[str], None]) -> No
 
 def image_timings(state: SandboxState) -> dict[str, float]:
     """What building the sandbox's image took, as recorded then: image build, first (cold) boot
-    to SSH and to a running system, saving the state; plus this ``up``'s boot."""
+    to SSH and to a running system, saving the state; plus this ``up``'s slowest boot."""
     image = vm_image.VmImage(Path(state.resources["image"]))
-    return {**image.timings(), "boot": float(state.resources.get("boot_seconds", 0.0))}
+    boots = state.resources.get("boots", {}).values()
+    return {**image.timings(), "boot": max((float(boot["boot_seconds"]) for boot in boots), default=0.0)}
 
 
-def _start(image: vm_image.VmImage, instance: vm_qemu.Instance) -> tuple[int, str]:
+def _start(image: vm_image.VmImage, instance: vm_qemu.Instance,
+           links: tuple[vm_qemu.LinkPort, ...]) -> tuple[int, str]:
     """Restore the saved system (or boot cold); return the SSH port and how it started."""
     if os.environ.get(BOOT_ENV) == "cold":
-        return _cold_boot(image, instance), f"cold boot ({BOOT_ENV}=cold)"
+        return _cold_boot(image, instance, links), f"cold boot ({BOOT_ENV}=cold)"
     try:
-        return _restore(image, instance), "restored saved state"
+        return _restore(image, instance, links), "restored saved state"
     except (SandboxError, OSError) as exc:
         vm_qemu.stop(instance)
-        return _cold_boot(image, instance), f"cold boot (restoring failed: {exc})"
+        return _cold_boot(image, instance, links), f"cold boot (restoring failed: {exc})"
 
 
-def _restore(image: vm_image.VmImage, instance: vm_qemu.Instance) -> int:
+def _restore(image: vm_image.VmImage, instance: vm_qemu.Instance,
+             links: tuple[vm_qemu.LinkPort, ...]) -> int:
     vm_qemu.create_overlay(instance.disk, image.saved_disk)
     port = vm_qemu.free_port()
-    vm_qemu.start(image.machine, instance, port, vm_image.HOSTNAME, incoming=image.saved_ram)
+    vm_qemu.start(image.machine, instance, port, vm_image.HOSTNAME, links, incoming=image.saved_ram)
     vm_qemu.wait_for_status(instance, "paused", _RESTORE_TIMEOUT)
     vm_qemu.hmp(instance, "cont")
     vm_qemu.wait_for_sshd(port, _RESTORE_TIMEOUT)
@@ -159,23 +176,46 @@ def _restore(image: vm_image.VmImage, instance: vm_qemu.Instance) -> int:
     return port
 
 
-def _cold_boot(image: vm_image.VmImage, instance: vm_qemu.Instance) -> int:
+def _cold_boot(image: vm_image.VmImage, instance: vm_qemu.Instance,
+               links: tuple[vm_qemu.LinkPort, ...]) -> int:
     vm_qemu.create_overlay(instance.disk, image.base_disk)
     port = vm_qemu.free_port()
-    vm_qemu.start(image.machine, instance, port, vm_image.HOSTNAME)
+    vm_qemu.start(image.machine, instance, port, vm_image.HOSTNAME, links)
     vm_qemu.wait_for_sshd(port, _COLD_BOOT_TIMEOUT)
     wait_for_ssh("127.0.0.1", port, DEPLOY_USER, SSH_KEY_FILE, _COLD_BOOT_TIMEOUT)
     return port
 
 
-def _guest_setup(repo_hostname: str) -> str:
-    """The clock set to now (a restored guest resumes at the moment of the save), and the
-    stand-ins' host name resolving to this machine's loopback."""
-    return (f"date -u -s @{time.time():.0f} >/dev/null && "
-            f"sed -i '/[[:space:]]{repo_hostname}$/d' /etc/hosts && "
-            f"echo '{vm_qemu.HOST_ALIAS} {repo_hostname}' >> /etc/hosts")
+def _guest_setup(repo_hostname: str, name: str, links: tuple[vm_qemu.LinkPort, ...]) -> str:
+    """The clock set to now (a restored guest resumes at the moment of the save), the stand-ins'
+    host name resolving to this machine's loopback, the node's own host name, and each link NIC
+    given its MAC from the command line (a restored guest keeps the one it was saved with, the
+    same on every node; a reboot reads the command line's). Prints the link NICs' names."""
+    lines = ["set -eu",
+             f"date -u -s @{time.time():.0f} >/dev/null",
+             f"sed -i '/[[:space:]]{repo_hostname}$/d' /etc/hosts",
+             f"echo '{vm_qemu.HOST_ALIAS} {repo_hostname}' >> /etc/hosts",
+             f"hostnamectl set-hostname {vm_image.HOSTNAME}{name[len(HOST_NAME):]}"]
+    for twin, link in enumerate(links):
+        device = vm_qemu.pci_address(vm_qemu.LINK_SLOTS[twin])
+        lines += [
+            "dev=",
+            "for net in /sys/class/net/*; do",
+            # a virtio NIC's device is the virtioN below its PCI function
+            f'  case "$(readlink -f "$net/device")" in */{device}/*) dev=${{net##*/}};; esac',
+            "done",
+            f'[ -n "$dev" ] || {{ echo "no link NIC at {device}" >&2; exit 1; }}',
+            f'ip link set dev "$dev" address {link.mac}',
+            'echo "$dev"',
+        ]
+    return "\n".join(lines)
 
 
-def _instance(state: SandboxState | None) -> vm_qemu.Instance:
-    run_dir = state.resources.get("run_dir") if state else None
-    return vm_qemu.Instance(Path(run_dir) if run_dir else RUN_DIR)
+def _instances(state: SandboxState | None) -> list[vm_qemu.Instance]:
+    """The recorded VMs, or after a failed or unrecorded ``up`` every one under RUN_DIR."""
+    run_dirs = state.resources.get("run_dirs") if state else None
+    if run_dirs:
+        return [vm_qemu.Instance(Path(run_dir)) for run_dir in run_dirs]
+    if not RUN_DIR.is_dir():
+        return []
+    return [vm_qemu.Instance(path) for path in sorted(RUN_DIR.iterdir()) if path.is_dir()]

@@ -3,7 +3,7 @@ once and saved, so every ``up`` restores a running system in seconds instead of 
 
 Under software emulation a boot takes about a minute and each apt transaction minutes, so the
 image already holds what the deploy would install but the VM test does not exercise (Docker as on
-DGX OS, the NFS client, earlyoom, ...), plus the "flashstore": an NFS server in the same guest
+DGX OS, the NFS client, earlyoom, netplan, ...), plus the "flashstore": an NFS server in the same guest
 exporting :data:`FLASHSTORE_EXPORT` to 127.0.0.1, which the sandbox host mounts as its model
 store. ``debvm-create`` makes the root file system; the disk is built with ``mkfs.ext4 -d`` because
 debvm's own ext4 lacks d_type, which silently drops Docker to its slow ``vfs`` driver.
@@ -36,7 +36,7 @@ FLASHSTORE_EXPORT = "/srv/flashstore/models"
 DISK_SIZE = "8G"
 # What the deploy would otherwise install and the VM test does not exercise, and the flashstore.
 VM_PACKAGES = (*BASE_PACKAGES, "nfs-common", "nfs-kernel-server", "earlyoom", "python3-venv",
-               "git")
+               "git", "netplan.io")
 # variant -> what it adds (the container backend's variants: "bare" lets the deploy install Docker)
 VARIANT_PACKAGES: dict[str, tuple[str, ...]] = {
     "default": ("docker.io", "docker-cli", "docker-compose"),
@@ -48,9 +48,11 @@ _FIRST_BOOT_TIMEOUT = 900.0
 # Run inside the new root file system. The deploy account as DGX OS setup creates it, root
 # locked (debvm leaves it without a password); dpkg and apt without what costs minutes under
 # emulation (fsync, initramfs rebuilds: the kernel and initrd are passed from outside, man-db,
-# translations); apt's daily timers off, since after a restore the clock jumps ahead and they
-# would fire mid-deploy holding dpkg's lock; no sshd per-source penalties (every client arrives
-# from qemu's one host address); the flashstore export.
+# translations); DHCP on the management NIC only (debvm's default takes every en* NIC, and
+# the stand-in cable's NICs, with no DHCP server, would hold network-online.target for two
+# minutes: they are the deploy's to configure); apt's daily timers off, since after a restore
+# the clock jumps ahead and they would fire mid-deploy holding dpkg's lock; no sshd per-source
+# penalties (every client arrives from qemu's one host address); the flashstore export.
 _CUSTOMIZE = f"""
 set -eu
 useradd --create-home --shell /bin/bash {DEPLOY_USER}
@@ -66,6 +68,14 @@ echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/sandbox-unsafe-io
 sed -i 's/^update_initramfs=.*/update_initramfs=no/' /etc/initramfs-tools/update-initramfs.conf
 rm -f /var/lib/man-db/auto-update
 echo 'Acquire::Languages "none";' > /etc/apt/apt.conf.d/90sandbox-no-translations
+cat > /etc/systemd/network/20-wired.network <<'NETWORK'
+[Match]
+Path=pci-{vm_qemu.pci_address(vm_qemu.MANAGEMENT_SLOT)}
+[Network]
+DHCP=yes
+[DHCP]
+UseDomains=yes
+NETWORK
 systemctl disable apt-daily.timer apt-daily-upgrade.timer
 echo 'PerSourcePenalties no' > /etc/ssh/sshd_config.d/90-sandbox-no-penalties.conf
 install -d -m 0755 {FLASHSTORE_EXPORT}
@@ -194,7 +204,7 @@ def _save_running_system(image: VmImage, private_key: Path, log_file: Path) -> N
         vm_qemu.create_overlay(instance.disk, image.base_disk)
         port = vm_qemu.free_port()
         started = time.monotonic()
-        vm_qemu.start(image.machine, instance, port, f"{HOSTNAME}-save")
+        vm_qemu.start(image.machine, instance, port, f"{HOSTNAME}-save", vm_qemu.cable(1)[0])
         try:
             vm_qemu.wait_for_sshd(port, _FIRST_BOOT_TIMEOUT)
             wait_for_ssh("127.0.0.1", port, DEPLOY_USER, private_key, 60)

@@ -2,7 +2,8 @@
 it, and commands run in its guest over SSH.
 
 A saved RAM state only restores into a machine with the same hardware (memory, CPUs, devices,
-kernel), so the image build and every ``up`` take the command line from :func:`command`. KVM is
+kernel), so the image build and every ``up`` take the command line from :func:`command`; every VM
+has the stand-in cable's NICs (:class:`LinkPort`), connected or not. KVM is
 used only where the CPU has vmx/svm and /dev/kvm is writable; elsewhere (PVM-style /dev/kvm
 without those flags, where stock Debian kernels abort) qemu emulates the CPU (TCG).
 """
@@ -28,6 +29,10 @@ CPUS = 2
 # Where slirp (qemu's user network) answers for this machine's loopback.
 HOST_ALIAS = "10.0.2.2"
 _HMP_PROMPT = b"(qemu) "
+# PCI slots of the management NIC and the link NICs: fixed, so the guest names them the same
+# way on every boot and the image can tell them apart.
+MANAGEMENT_SLOT = 0x5
+LINK_SLOTS = (0x6, 0x7)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,44 @@ class Machine:
             "-append", "root=LABEL=debvm rw console=ttyS0",
             "-device", "virtio-rng-pci",
         ]
+
+
+@dataclass(frozen=True)
+class LinkPort:
+    """One twin of the sandbox's stand-in ConnectX-7 cable, as one VM sees it: a NIC whose frames
+    travel as UDP datagrams between two qemu processes on 127.0.0.1 (nothing beyond loopback)."""
+
+    local_port: int
+    remote_port: int
+    mac: str
+
+    def args(self, twin: int) -> list[str]:
+        return [
+            "-netdev", (f"dgram,id=cx7{twin},local.type=inet,local.host=127.0.0.1,"
+                        f"local.port={self.local_port},remote.type=inet,remote.host=127.0.0.1,"
+                        f"remote.port={self.remote_port}"),
+            "-device", f"virtio-net-pci,netdev=cx7{twin},mac={self.mac},addr={LINK_SLOTS[twin]:#x}",
+        ]
+
+
+def cable(nodes: int) -> list[tuple[LinkPort, ...]]:
+    """The link NICs of each of ``nodes`` VMs: with two, twin ``t`` of one reaches twin ``t`` of
+    the other (a QSFP cable between two Sparks); a single VM's lead to a port nobody reads."""
+    if nodes not in (1, 2):
+        raise SandboxError(f"the VM cable joins one or two VMs, not {nodes}")
+    ports = [[free_udp_port() for _ in LINK_SLOTS] for _ in range(2)]
+    return [tuple(LinkPort(ports[rank][twin], ports[1 - rank][twin], link_mac(rank, twin))
+                  for twin in range(len(LINK_SLOTS))) for rank in range(nodes)]
+
+
+def link_mac(rank: int, twin: int) -> str:
+    """A locally administered address per node and twin (qemu's own prefix)."""
+    return f"52:54:00:c7:{rank:02x}:{twin:02x}"
+
+
+def pci_address(slot: int) -> str:
+    """The guest's PCI address of the NIC in ``slot`` (as udev's ID_PATH and sysfs name it)."""
+    return f"0000:00:{slot:02x}.0"
 
 
 @dataclass(frozen=True)
@@ -109,14 +152,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def command(machine: Machine, instance: Instance, ssh_port: int, name: str) -> list[str]:
+def free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 right now (one end of a link twin)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def command(machine: Machine, instance: Instance, ssh_port: int, name: str,
+            links: tuple[LinkPort, ...]) -> list[str]:
     """qemu's command line: the machine, this instance's disk and files, SSH forwarded from
-    127.0.0.1 only."""
+    127.0.0.1 only, the link NICs."""
+    if len(links) != len(LINK_SLOTS):
+        raise SandboxError(f"a sandbox VM has {len(LINK_SLOTS)} link NICs, not {len(links)}")
     return [
         "qemu-system-x86_64", "-name", name, *machine.hardware(),
         "-drive", f"file={instance.disk},format=qcow2,if=virtio,cache=unsafe",
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-        "-device", "virtio-net-pci,netdev=n0",
+        "-device", f"virtio-net-pci,netdev=n0,addr={MANAGEMENT_SLOT:#x}",
+        *[arg for twin, link in enumerate(links) for arg in link.args(twin)],
         "-serial", f"file:{instance.serial_log}",
         "-monitor", f"unix:{instance.monitor},server,nowait",
         "-pidfile", str(instance.pidfile), "-daemonize",
@@ -127,19 +181,20 @@ def machine_key(machine: Machine) -> str:
     """What a saved state depends on: qemu's version and the command line without the values
     that change per run; a state restores only into an identical machine."""
     version = run(["qemu-system-x86_64", "--version"]).stdout.splitlines()[0]
-    template = command(machine, Instance(Path("/run-dir")), 0, "name")
+    unconnected = tuple(LinkPort(0, 0, link_mac(0, twin)) for twin in range(len(LINK_SLOTS)))
+    template = command(machine, Instance(Path("/run-dir")), 0, "name", unconnected)
     return hashlib.sha256("\0".join([version, *template]).encode()).hexdigest()[:12]
 
 
 def start(machine: Machine, instance: Instance, ssh_port: int, name: str,
-          incoming: Path | None = None) -> int:
+          links: tuple[LinkPort, ...], incoming: Path | None = None) -> int:
     """Start qemu in the background; return its pid.
 
     With ``incoming`` the VM restores that saved state and stays paused until ``cont``.
     """
     for stale in (instance.pidfile, instance.monitor):
         stale.unlink(missing_ok=True)
-    argv = command(machine, instance, ssh_port, name)
+    argv = command(machine, instance, ssh_port, name, links)
     if incoming is not None:
         argv += ["-incoming", f"exec:zstd -dcq {incoming}"]
     run(argv, timeout=120)

@@ -67,6 +67,12 @@ def _inventory_data(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def host_name(pytestconfig: pytest.Config) -> str:
+    """The checked host's inventory name (testinfra's --hosts value when it has none)."""
+    return pytestconfig.stash[_TARGET][0]
+
+
+@pytest.fixture(scope="session")
 def host_data(pytestconfig: pytest.Config) -> dict[str, Any]:
     """The checked host's inventory data (group_data/all.py defaults when it has none)."""
     return pytestconfig.stash[_TARGET][1]

@@ -1,5 +1,7 @@
-"""What only the VM shows: fresh VM -> full deploy -> the NFS mount and page-cache drop really work
--> a second deploy changes nothing -> no drift -> after a reboot, mount and services are back and
+"""What only the VM shows: a fresh VM pair -> full deploy of both -> the NFS mount and page-cache
+drop really work, and the deploy's netplan file gives each link NIC its address and MTU 9000 on a
+real kernel, proven by unfragmented jumbo pings across the stand-in cable -> a second deploy
+changes nothing -> no drift -> after a reboot of the head, mount, services and link are back and
 still nothing drifted.
 
 The tests run in this order and share one first deploy (see conftest). The VM serves no model
@@ -8,6 +10,7 @@ The tests run in this order and share one first deploy (see conftest). The VM se
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -21,7 +24,10 @@ from sparkdeploy.drift import EXIT_CLEAN, check_drift
 from sparkdeploy.page_cache import DROP_COMMAND
 from sparkdeploy.sandbox import vm_image
 from sparkdeploy.sandbox.local import SandboxError
-from sparkdeploy.sandbox.state import HOST_NAME
+from sparkdeploy.sandbox.state import HOST_NAME, node_names
+
+NODES = node_names(2)
+HEAD = NODES[0]
 
 _REBOOT_TIMEOUT = 300.0
 
@@ -39,7 +45,22 @@ def _cached_kib(in_vm) -> int:
 def _check_drift_clean() -> None:
     report = check_drift([HOST_NAME])
     assert report.exit_code == EXIT_CLEAN, (report.changes, report.host_errors, report.errors)
-    assert report.changes == {HOST_NAME: []}
+    assert report.changes == {name: [] for name in NODES}
+
+
+def _host_checks(name: str, *files: str) -> str:
+    """Run tests/host files against one VM; return pytest's summary line."""
+    suite = subprocess.run(
+        [sys.executable, "-m", "pytest", *files, "-q", "-rs", "-p", "no:cacheprovider",
+         f"--inventory-host={name}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
+    return suite.stdout.splitlines()[-1]
+
+
+def _link_device(in_node, name: str, interface: str) -> dict:
+    [device] = json.loads(in_node(name, f"ip -d -j addr show dev {interface}"))
+    return device
 
 
 def test_the_sandbox_is_a_vm_that_can_do_what_the_container_cannot(vm, vm_data, in_vm):
@@ -51,8 +72,19 @@ def test_the_sandbox_is_a_vm_that_can_do_what_the_container_cannot(vm, vm_data, 
 
 
 def test_it_started_from_the_saved_system_with_the_clock_set(vm, in_vm):
-    assert vm.resources["boot"] == "restored saved state", vm.resources["boot"]
+    for name in NODES:
+        assert vm.resources["boots"][name]["boot"] == "restored saved state", vm.resources["boots"]
     assert abs(float(in_vm("date +%s.%N")) - time.time()) < 10
+
+
+def test_the_link_nics_start_unconfigured(vm, in_node):
+    """Nothing but the deploy configures the cable's NICs (the image's DHCP takes only the
+    management NIC), so what the later tests see is the deploy's doing."""
+    for name in NODES:
+        for interface in vm.hosts[name]["cluster_link_interfaces"]:
+            device = _link_device(in_node, name, interface)
+            assert device["mtu"] == 1500 and not [
+                a for a in device["addr_info"] if a["family"] == "inet"], (name, device)
 
 
 def test_the_flashstore_exports_the_models_directory_to_the_host_itself(in_vm, mounts):
@@ -63,19 +95,33 @@ def test_the_flashstore_exports_the_models_directory_to_the_host_itself(in_vm, m
 
 def test_the_full_deploy_succeeds_and_mounts_the_model_store(first_deploy, mounts):
     assert first_deploy.returncode == 0, first_deploy.failure_summary()
-    changed = first_deploy.changes.get(HOST_NAME, [])
+    changed = first_deploy.changes.get(HEAD, [])
     for mount in mounts:
         assert any(f"Mount {mount.path} now" in label for label in changed), changed
 
 
-def test_the_nfs_page_cache_and_sshd_host_checks_pass_without_skips(converged):
-    suite = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/host/test_nfs.py", "tests/host/test_page_cache.py",
-         "tests/host/test_sshd.py",
-         "-q", "-rs", "-p", "no:cacheprovider", f"--inventory-host={HOST_NAME}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-    assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
-    assert "skipped" not in suite.stdout.splitlines()[-1], suite.stdout[-2000:]
+def test_the_deploy_configured_applied_and_proved_the_link_on_both_nodes(first_deploy):
+    for name in NODES:
+        changed = first_deploy.changes.get(name, [])
+        for step in ("Configure the link twins", "Apply the link configuration", "Prove the link"):
+            assert any(step in label for label in changed), (name, step, changed)
+
+
+def test_the_nfs_page_cache_sshd_and_link_host_checks_pass_without_skips(converged):
+    summary = _host_checks(HEAD, "tests/host/test_nfs.py", "tests/host/test_page_cache.py",
+                           "tests/host/test_sshd.py", "tests/host/test_link.py")
+    assert "skipped" not in summary, summary
+    assert "skipped" not in _host_checks(NODES[1], "tests/host/test_link.py")
+
+
+def test_each_link_nic_has_its_static_address_and_mtu_9000(converged, vm, in_node, vm_data):
+    for rank, name in enumerate(NODES):
+        for twin, interface in enumerate(vm.hosts[name]["cluster_link_interfaces"]):
+            device = _link_device(in_node, name, interface)
+            subnet = vm_data["cluster_link_subnets"][twin].rsplit(".", 1)[0]
+            expected = f"{subnet}.{vm_data['cluster_link_first_host'] + rank}"
+            assert device["mtu"] == 9000, (name, interface, device["mtu"])
+            assert [(a["local"], a["prefixlen"]) for a in device["addr_info"]] == [(expected, 24)]
 
 
 def test_the_export_is_read_through_the_mount(converged, in_vm, mounts):
@@ -105,7 +151,7 @@ def test_the_dry_run_plans_no_change(converged):
     _check_drift_clean()
 
 
-def test_after_a_reboot_mount_and_services_are_back_and_nothing_drifted(converged, in_vm, mounts):
+def test_after_a_reboot_mount_services_and_link_are_back_and_nothing_drifted(converged, in_vm, mounts):
     boot_id = _boot_id(in_vm)
     _reachable(in_vm, "systemctl reboot --no-block")
     deadline = time.monotonic() + _REBOOT_TIMEOUT
@@ -118,6 +164,8 @@ def test_after_a_reboot_mount_and_services_are_back_and_nothing_drifted(converge
         assert in_vm(f"findmnt -n -t nfs4,nfs -o SOURCE {mount.path}").strip() == mount.source
     for service in ("docker", "earlyoom", "ssh", "cron", "nfs-server"):
         assert in_vm(f"systemctl is-active {service}").strip() == "active", service
+    # the link came back from the netplan file alone: address, MTU 9000, the peer at full MTU
+    assert "skipped" not in _host_checks(HEAD, "tests/host/test_link.py")
     _check_drift_clean()
 
 

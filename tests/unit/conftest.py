@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 
 from sparkdeploy.inventory import hosts_data, load_inventory
+from sparkdeploy.sandbox import state as sandbox_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_running_sandbox(monkeypatch):
+    """Offline means the seed inventory only: a sandbox that happens to be up (a cluster pair,
+    say) would otherwise join every inventory these tests load, and take their overrides."""
+    monkeypatch.setattr(sandbox_state, "STATE_FILE", Path("/nonexistent/sparkdeploy-unit/state.json"))
 
 
 @pytest.fixture

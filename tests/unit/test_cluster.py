@@ -13,6 +13,7 @@ from upstream_catalogue import UPSTREAM, names
 from sparkdeploy.cluster import clusters
 from sparkdeploy.data import documented_defaults
 from sparkdeploy.errors import ConfigError
+from sparkdeploy.link import failed_pings, netplan_document, parse_pings, ping_script
 from sparkdeploy.plan import plan_host, validate_inventory
 
 RECIPE = """\
@@ -201,3 +202,35 @@ def test_the_sandbox_pair_is_a_valid_cluster_on_the_container_link_interfaces():
     assert head.cluster.head.interface == "eth1" and worker.node.ip == "192.168.177.12"
     assert "--headless" in worker.argv and "--headless" not in head.argv
     assert shlex.join(["--tensor-parallel-size", "2"]) in shlex.join(head.argv)
+
+
+def test_a_cabled_pair_without_a_recipe_yet_still_gets_its_link():
+    """Cabling and proving the link comes before choosing what the pair serves."""
+    data = pair(None)
+    assert validate_inventory(data) == {}
+    plan = plan_host("spark-b", data, {})
+    assert plan.vllm is None and plan.cluster is not None and plan.node.rank == 1
+
+
+def test_the_netplan_file_gives_each_twin_its_static_address_and_the_mtu(recipe):
+    cluster = clusters(pair(recipe, b={"cluster_link_mtu": 9000}))["pair"]
+    document = yaml.safe_load(netplan_document(cluster, cluster.workers[0]))
+    assert document["network"]["version"] == 2
+    assert document["network"]["ethernets"] == {
+        "enp1s0f1np1": {"dhcp4": False, "dhcp6": False, "link-local": [], "mtu": 9000,
+                        "addresses": ["192.168.177.12/24"]},
+        "enP2p1s0f1np1": {"dhcp4": False, "dhcp6": False, "link-local": [], "mtu": 9000,
+                          "addresses": ["192.168.178.12/24"]},
+    }
+
+
+def test_the_link_proof_pings_every_peer_over_every_twin_unfragmented_at_the_mtu(recipe):
+    cluster = clusters(pair(recipe))["pair"]
+    script = ping_script(cluster, cluster.head)
+    assert script.count("ping -M do -s 8972 ") == 2
+    assert "-I enp1s0f1np1 192.168.177.12" in script and "-I enP2p1s0f1np1 192.168.178.12" in script
+    results = parse_pings(["ok enp1s0f1np1 spark-b 192.168.177.12 rtt",
+                           "fail enP2p1s0f1np1 spark-b 192.168.178.12 message too long"])
+    problem = failed_pings(results, cluster.mtu)
+    assert problem.startswith("spark-b (192.168.178.12) does not answer over enP2p1s0f1np1 at MTU 9000")
+    assert failed_pings(results[:1], cluster.mtu) is None and failed_pings([], 9000)

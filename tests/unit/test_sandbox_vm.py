@@ -70,7 +70,8 @@ def test_kvm_only_with_the_cpu_flag_and_a_writable_dev_kvm(monkeypatch, tmp_path
 def test_the_qemu_command_line_forwards_ssh_from_loopback_only(monkeypatch, tmp_path):
     monkeypatch.setattr(vm_qemu, "accelerator", lambda: "tcg")
     machine = vm_qemu.Machine(tmp_path / "vmlinuz", tmp_path / "initrd.img")
-    argv = vm_qemu.command(machine, vm_qemu.Instance(tmp_path / "run"), 40022, "test")
+    argv = vm_qemu.command(machine, vm_qemu.Instance(tmp_path / "run"), 40022, "test",
+                           vm_qemu.cable(1)[0])
     assert "hostfwd=tcp:127.0.0.1:40022-:22" in argv[argv.index("-netdev") + 1]
     assert "guestfwd" not in " ".join(argv) and "-nic" not in argv
     assert argv[argv.index("-accel") + 1].startswith("tcg") and argv[argv.index("-cpu") + 1] == "max"
@@ -80,10 +81,37 @@ def test_the_qemu_command_line_forwards_ssh_from_loopback_only(monkeypatch, tmp_
 
 
 def test_the_guest_resolves_the_stand_ins_to_qemus_host_alias_and_gets_the_clock():
-    setup = vm._guest_setup("sparkdeploy-standins")
-    assert setup.startswith("date -u -s @")
+    setup = vm._guest_setup("sparkdeploy-standins", "sandbox-2", vm_qemu.cable(2)[1])
+    assert setup.startswith("set -eu\ndate -u -s @")
     assert f"echo '{vm_qemu.HOST_ALIAS} sparkdeploy-standins' >> /etc/hosts" in setup
     assert vm_qemu.HOST_ALIAS == "10.0.2.2"
+    assert f"hostnamectl set-hostname {vm_image.HOSTNAME}-2" in setup
+    for twin in range(2):
+        assert f"*/0000:00:0{6 + twin}.0/*" in setup
+        assert f'address {vm_qemu.link_mac(1, twin)}' in setup
+
+
+def test_the_cable_joins_twin_to_twin_over_loopback_udp(monkeypatch, tmp_path):
+    first, second = vm_qemu.cable(2)
+    for twin in range(2):
+        assert first[twin].remote_port == second[twin].local_port
+        assert second[twin].remote_port == first[twin].local_port
+    macs = {link.mac for link in (*first, *second)}
+    assert len(macs) == 4
+    monkeypatch.setattr(vm_qemu, "accelerator", lambda: "tcg")
+    machine = vm_qemu.Machine(tmp_path / "vmlinuz", tmp_path / "initrd.img")
+    argv = " ".join(vm_qemu.command(machine, vm_qemu.Instance(tmp_path), 1, "n", first))
+    assert f"dgram,id=cx70,local.type=inet,local.host=127.0.0.1,local.port={first[0].local_port}," \
+           f"remote.type=inet,remote.host=127.0.0.1,remote.port={second[0].local_port}" in argv
+    assert f"virtio-net-pci,netdev=cx71,mac={first[1].mac},addr=0x7" in argv
+    assert "virtio-net-pci,netdev=n0,addr=0x5" in argv
+    with pytest.raises(SandboxError, match="one or two"):
+        vm_qemu.cable(3)
+
+
+def test_the_image_gives_dhcp_to_the_management_nic_only():
+    assert "[Match]\nPath=pci-0000:00:05.0\n[Network]\nDHCP=yes" in vm_image._CUSTOMIZE
+    assert "netplan.io" in vm_image.VM_PACKAGES
 
 
 def test_the_stand_ins_listen_on_loopback_only(monkeypatch):
