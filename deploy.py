@@ -16,6 +16,7 @@ from tasks.services import serving_services
 from tasks.serving import serving_files
 from tasks.sshd import sshd_hardening
 from tasks.toolkit import container_toolkit
+from tasks.watchdog import watchdog_services
 from tasks.weights import model_weights
 
 plan = host_plan(inventory, host.name)
@@ -36,3 +37,4 @@ placed = serving_files(plan, _sudo=True)
 image_changes = vllm_image(plan, _sudo=True)
 cluster_ranks(plan, placed, image_changes, _sudo=True)
 serving_services(plan, placed, image_changes, _sudo=True)
+watchdog_services(plan, _sudo=True)

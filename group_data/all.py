@@ -136,6 +136,52 @@ service_failure_log_lines = 40
 # Action of stack.py: "status", "stop" or "start" (pyinfra inventory.py stack.py --data stack_action=stop).
 stack_action = "status"
 
+# --- Watchdog (a wedged engine: /health 200, nothing generated) ----------------------------
+# Probe each served model with a one-token completion and restart it after repeated failures.
+watchdog_enabled = True
+# Seconds between probes (the timer waits this long after each pass ends).
+watchdog_interval = 60
+# Seconds a one-token completion may take before the probe counts as failed.
+watchdog_probe_timeout = 20
+# Failed probes in a row before the model's compose project is restarted.
+watchdog_failures_before_restart = 3
+# Seconds after a (re)start during which a model whose /health does not answer yet is loading.
+watchdog_start_grace = 2700
+# Restarts at most this many times in watchdog_restart_window; then it leaves the model to a person.
+watchdog_max_restarts = 3
+# Seconds of the window the restart bound counts in (and alerts repeat in).
+watchdog_restart_window = 21600
+# Read vLLM's /metrics: a failed probe while the generation counter moves is busy, not wedged.
+watchdog_use_metrics = True
+# Webhook every restart and alert is POSTed to as JSON (secret: it may carry a token); None = none.
+watchdog_notify_url = None
+# Shell command every restart and alert is piped to as JSON (secret, like the URL); None = none.
+watchdog_notify_command = None
+# Cap the GPU clock at boot (upstream's firmware-shutdown guard, nvidia-smi -lgc 200,<MHz>); None = off.
+gpu_clock_limit_mhz = None
+
+# --- Watcher (another host power-cycles a Spark that answers neither SSH nor HTTP) ----------
+# Run the watcher on this host (not a Spark it watches: it never watches itself).
+watcher_enabled = False
+# Inventory hosts it watches; empty = every other host that serves a model.
+watcher_hosts = []
+# Seconds between checks.
+watcher_interval = 60
+# Seconds the SSH banner and the serving endpoint each get per check.
+watcher_timeout = 10
+# Dead checks in a row (no SSH banner and no answer from vLLM's /health) before a power cycle.
+watcher_failures_before_power_cycle = 5
+# Power cycles at most this many times per host in watcher_window seconds.
+watcher_max_power_cycles = 1
+# Seconds of the window the power-cycle bound counts in.
+watcher_window = 3600
+# Seconds after a power cycle before the host is checked again (a Spark boots and loads slowly).
+watcher_boot_grace = 900
+# Seconds the power-cycle command may run.
+watcher_command_timeout = 120
+# This host's power-cycle command, run by its watcher (secret: smart-plug URL, IPMI password).
+power_cycle_command = None
+
 # --- Endpoint validation (sparkdeploy verify) ---------------------------------------------
 # URL of this host's vLLM for verify; None = http://<vllm_address or host name>:<port>.
 verify_vllm_url = None
@@ -143,6 +189,10 @@ verify_vllm_url = None
 verify_timeout = 120
 # Reach vLLM and the proxy through an SSH tunnel to the host (for ports not reachable directly).
 verify_via_ssh = False
+
+# --- Fleet status (sparkdeploy status) ----------------------------------------------------
+# Seconds a host may take to answer (SSH login plus one probe of each of its models).
+status_timeout = 60
 
 # --- Benchmarks (sparkdeploy bench, with llama-benchy) ------------------------------------
 # Prompt sizes in tokens (llama-benchy --pp; 2048 is its default, as published figures use).

@@ -21,7 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "group_data" / "all.py"
 # Keys holding a secret: never shown in a message, supplied as a string or a SuppliedSecret.
 SECRET_KEYS = ("vllm_api_key", "cluster_ssh_key", "model_hub_token", "proxy_master_key",
-               "proxy_db_password")
+               "proxy_db_password", "watchdog_notify_url", "watchdog_notify_command",
+               "power_cycle_command")
 # What a key whose default is None holds when set (a None default cannot say).
 UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("service_home", "recipe", "vllm_address", "cluster_group",
@@ -29,6 +30,7 @@ UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
                      "model_hub_endpoint", "model_pip_index_url", "proxy_client_url",
                      "bench_tokenizer", "bench_corpus"), (str,)),
     **dict.fromkeys(("cluster_link_addresses", "sshd_key_login_users"), (list, tuple)),
+    "gpu_clock_limit_mhz": (int,),
     **dict.fromkeys(SECRET_KEYS, (str, SuppliedSecret)),
 }
 

@@ -36,7 +36,7 @@ POSITIVE_INT_KEYS = (
     "vllm_health_timeout", "proxy_health_timeout", "deploy_poll_interval", "verify_timeout",
     "upstream_build_timeout", "upstream_build_jobs", "model_download_timeout",
     "model_progress_interval", "service_failure_log_lines", "clients_output_tokens",
-    "spark_memory_gib", "vllm_nofile_limit",
+    "spark_memory_gib", "vllm_nofile_limit", "status_timeout",
 )
 HTTP_URL_KEYS = ("model_hub_endpoint", "model_pip_index_url", "proxy_client_url",
                  "verify_vllm_url", "toolkit_repo_url")

@@ -26,6 +26,16 @@ from sparkdeploy.proxy import (
 )
 from sparkdeploy.secrets import VLLM_SECRETS, host_secrets
 from sparkdeploy.vllm_service import VllmService, build_vllm_service
+from sparkdeploy.watchdog import (
+    CONFIG_FILE,
+    INSTALL_DIR,
+    SECRETS_FILE,
+    check_watch_data,
+    package_files,
+    to_json,
+    watch_config,
+    watch_secrets,
+)
 
 CALLBACK_SOURCE = PROJECT_ROOT / "files" / f"{CALLBACK_MODULE}.py"
 _HEADER = "# Rendered by sparkdeploy ({what}); local edits are overwritten by the next deploy.\n"
@@ -53,6 +63,8 @@ class HostPlan:
     warnings: list[str] = field(default_factory=list)
     # the cluster this host is cabled into, also before it has a recipe (the link comes first)
     cluster: Cluster | None = None
+    # the sparkwatch package and its settings (watchdog, watcher, status)
+    watch_files: list[RenderedFile] = field(default_factory=list)
 
     @property
     def node(self) -> ClusterNode | None:
@@ -69,6 +81,7 @@ def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str,
     for host_name, data in hosts_data.items():
         check_types(host_name, data)
         check_values(host_name, data)
+        check_watch_data(host_name, data, hosts_data)
     found = clusters(hosts_data)
     return {
         host_name: service for host_name, data in hosts_data.items()
@@ -97,7 +110,21 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
         }
         proxy_files = _proxy_files(host_name, data, models, vllm_keys)
     return HostPlan(host_name, service, vllm_files, proxy_files, warnings,
-                    cluster_of(host_name, clusters(hosts_data)))
+                    cluster_of(host_name, clusters(hosts_data)),
+                    _watch_files(host_name, hosts_data, services))
+
+
+def _watch_files(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
+                 services: Mapping[str, VllmService]) -> list[RenderedFile]:
+    """The sparkwatch package and its settings, on hosts that serve a model or watch others."""
+    if host_name not in services and not hosts_data[host_name].get("watcher_enabled"):
+        return []
+    secrets = watch_secrets(host_name, hosts_data)
+    return [
+        *(RenderedFile(f"{INSTALL_DIR}/sparkwatch/{name}", text) for name, text in package_files().items()),
+        RenderedFile(CONFIG_FILE, to_json(watch_config(host_name, hosts_data, services))),
+        RenderedFile(SECRETS_FILE, to_json(secrets), mode="0600", secret=True, present=bool(secrets)),
+    ]
 
 
 def _yaml(document: Any, what: str) -> str:

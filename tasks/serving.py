@@ -28,11 +28,12 @@ class ServingFiles:
 
 @deploy("Serving stack files")
 def serving_files(plan: HostPlan) -> ServingFiles:
-    return ServingFiles(vllm=[_place(rendered) for rendered in plan.vllm_files],
-                        proxy=[_place(rendered) for rendered in plan.proxy_files])
+    return ServingFiles(vllm=[place(rendered) for rendered in plan.vllm_files],
+                        proxy=[place(rendered) for rendered in plan.proxy_files])
 
 
-def _place(rendered: RenderedFile) -> OperationMeta:
+def place(rendered: RenderedFile) -> OperationMeta:
+    """Place (or remove) one rendered file; secrets through :func:`secret_file`."""
     if not rendered.present:
         return files.file(
             name=f"Remove {rendered.path} (no longer used)",

@@ -1,5 +1,15 @@
 """Subcommands of ``sparkdeploy``; each module has ``add_parser(subparsers)``."""
 
-from sparkdeploy.commands import bench, clients, drift, render, sandbox, secrets, standins, verify
+from sparkdeploy.commands import (
+    bench,
+    clients,
+    drift,
+    render,
+    sandbox,
+    secrets,
+    standins,
+    status,
+    verify,
+)
 
-COMMANDS = [render, clients, secrets, sandbox, standins, verify, drift, bench]
+COMMANDS = [render, clients, secrets, sandbox, standins, verify, status, drift, bench]

@@ -49,6 +49,9 @@ def node_data(group: str, rank: int) -> dict[str, Any]:
         "cluster_memlock_limit": MEMLOCK_LIMIT,
         # upstream's gpt-oss-120b recipe across both: one rank per Spark
         "vllm_params": {"tensor_parallel": 2},
+        # the pair's tests stop and restart ranks on purpose: a rank waiting for its peers is
+        # loading, not wedged (the head's watchdog still probes, with this patience)
+        "watchdog_start_grace": 600,
     }
     if rank:
         data["proxy_enabled"] = False

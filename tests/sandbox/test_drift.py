@@ -73,6 +73,10 @@ DRIFTS = [
     Drift("cache-dir-wrong-owner",
           "chown root:root {home}/.triton",
           "Keep {home}/.triton for {service_user}"),
+    Drift("watchdog-setting-edited",
+          "sed -i 's/\"failures_before_restart\": [0-9]*/\"failures_before_restart\": 99/' "
+          "/etc/sparkdeploy/watch/config.json",
+          "Place /etc/sparkdeploy/watch/config.json"),
     Drift("toolkit-removed",
           "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q nvidia-container-toolkit",
           "Install NVIDIA Container Toolkit"),

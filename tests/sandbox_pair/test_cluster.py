@@ -3,11 +3,13 @@
 The stand-in vLLM's ranks rendezvous over the sandbox's link networks (the head serves only once
 the worker joined from its link address, and stops when it goes away), so what is checked here
 is what an operator sees: one model through the proxy at tp 2, an image made once and carried
-over the link, a converged pair left alone, a lost rank caught and every rank restarted together.
+over the link, a converged pair left alone, a lost rank caught and every rank restarted together,
+and a wedged head restarted by its watchdog with the worker rejoining.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from sparkdeploy.image_build import RUNNER_PATH
@@ -15,6 +17,7 @@ from sparkdeploy.sandbox.state import HOST_NAME, node_names
 
 HEAD, WORKER = node_names(2)
 _HEAD_STOPS_SECONDS = 60
+_REJOIN_SECONDS = 240
 
 
 def _verify(sparkdeploy):
@@ -96,3 +99,25 @@ def _wait_for_head_restart(on_node, pair_data, started_at: str) -> None:
             return
         time.sleep(2)
     raise AssertionError(f"the head kept running {_HEAD_STOPS_SECONDS} s after its worker stopped")
+
+
+def test_a_wedged_head_is_restarted_by_its_watchdog_and_the_worker_rejoins(
+        first_deploy, on_node, pair_data, rank_containers, sparkdeploy):
+    """The head's watchdog restarts the head's project; the worker's rank stops with its head, as
+    NCCL ranks do, and its bounded restart policy brings it to the new rendezvous."""
+    before = rank_containers()
+    on_node(HEAD, f"docker exec {pair_data[HEAD]['vllm_container_name']} touch /run/standin-faults/wedge")
+    deadline = time.monotonic() + _REJOIN_SECONDS
+    while True:
+        after = rank_containers()
+        restarted = all(after[node][1] != before[node][1] for node in (HEAD, WORKER))
+        if restarted and (verified := _verify(sparkdeploy))[0] == 0:
+            break
+        assert time.monotonic() < deadline, \
+            f"not serving at tp 2 again {_REJOIN_SECONDS} s after the wedge: {before} {after}"
+        time.sleep(3)
+    assert "tensor parallel 2" in verified[1], verified[1]
+    events = on_node(HEAD, "cat /var/lib/sparkdeploy/watch/hook-events.jsonl").splitlines()
+    assert [json.loads(line)["event"] for line in events] == ["restarted"]
+    # a worker rank is never probed: its watchdog keeps no record of the model
+    assert on_node(WORKER, "ls /var/lib/sparkdeploy/watch").strip() == ""

@@ -1,8 +1,8 @@
 """What only the VM shows: a fresh VM pair -> full deploy of both -> the NFS mount and page-cache
 drop really work, and the deploy's netplan file gives each link NIC its address and MTU 9000 on a
 real kernel, proven by unfragmented jumbo pings across the stand-in cable -> a second deploy
-changes nothing -> no drift -> after a reboot of the head, mount, services and link are back and
-still nothing drifted.
+changes nothing -> after a reboot of the head, mount, services and link are back and a dry run
+of both plans no change.
 
 The tests run in this order and share one first deploy (see conftest). The VM serves no model
 (``sparkdeploy.sandbox.vm.host_data_overrides``): the container flow covers serving.
@@ -22,14 +22,17 @@ from sparkdeploy import nfs
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.drift import EXIT_CLEAN, check_drift
 from sparkdeploy.page_cache import DROP_COMMAND
-from sparkdeploy.sandbox import vm_image
+from sparkdeploy.sandbox import vm_image, vm_qemu
 from sparkdeploy.sandbox.local import SandboxError
 from sparkdeploy.sandbox.state import HOST_NAME, node_names
+from sparkdeploy.sandbox.vm import RUN_DIR
 
 NODES = node_names(2)
 HEAD = NODES[0]
 
-_REBOOT_TIMEOUT = 300.0
+# A reboot of the head takes 1-2 min here under emulation beside its peer; a loaded CI machine
+# once needed more than 300 s. The bound is a hang detector, not a speed target.
+_REBOOT_TIMEOUT = 900.0
 
 
 @pytest.fixture(scope="module")
@@ -147,16 +150,13 @@ def test_a_second_deploy_changes_nothing(converged, deploy):
     assert second.changes == {}, f"a converged deploy still changed: {second.changes}"
 
 
-def test_the_dry_run_plans_no_change(converged):
-    _check_drift_clean()
-
-
 def test_after_a_reboot_mount_services_and_link_are_back_and_nothing_drifted(converged, in_vm, mounts):
     boot_id = _boot_id(in_vm)
     _reachable(in_vm, "systemctl reboot --no-block")
     deadline = time.monotonic() + _REBOOT_TIMEOUT
     while _boot_id(in_vm) in (None, boot_id):
-        assert time.monotonic() < deadline, f"the VM did not come back within {_REBOOT_TIMEOUT:.0f} s"
+        assert time.monotonic() < deadline, \
+            f"the VM did not come back within {_REBOOT_TIMEOUT:.0f} s; its console:\n{_console()}"
         time.sleep(2)
     assert in_vm("systemctl is-system-running --wait", check=False).strip() == "running", \
         in_vm("systemctl list-units --failed --plain --no-legend", check=False)
@@ -167,6 +167,13 @@ def test_after_a_reboot_mount_services_and_link_are_back_and_nothing_drifted(con
     # the link came back from the netplan file alone: address, MTU 9000, the peer at full MTU
     assert "skipped" not in _host_checks(HEAD, "tests/host/test_link.py")
     _check_drift_clean()
+
+
+def _console(lines: int = 60) -> str:
+    """The last lines of the head's serial console (where a hung shutdown or boot says why)."""
+    log = vm_qemu.Instance(RUN_DIR / HEAD).serial_log
+    text = log.read_text(errors="replace") if log.exists() else "(no serial log)"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _boot_id(in_vm) -> str | None:

@@ -25,6 +25,13 @@ after the prompt at ``--prefill-tokens-per-second``, then ``--decode-tokens-per-
 numbers mean nothing; they only make a benchmark's plumbing run. "The capital of France?" gets
 "Paris." (a benchmark's coherence check).
 
+Faults a watchdog must catch, triggered from outside (``docker exec vllm_node touch …``) by a
+file in ``--fault-dir`` (default $STANDIN_FAULT_DIR; the stand-in image sets one): ``wedge``
+makes completions hang while /health keeps answering 200 and /metrics shows the requests
+running and the generation counter frozen, as a stalled vLLM scheduler does; ``crash`` makes
+the server exit 70 within half a second. A new process clears both, as a restarted engine is
+healthy again.
+
 Stdlib only (Python >= 3.11): it also runs in the sandbox image as a fake vLLM, started with vLLM's
 own command line (``vllm serve MODEL --port 8000 ...``; unknown flags are ignored). Each request
 body is logged as one JSON line (``--request-log``, default stderr) so tests can assert on what
@@ -37,6 +44,7 @@ import argparse
 import contextlib
 import json
 import os
+import pathlib
 import sys
 import threading
 import time
@@ -306,6 +314,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/health":
             self._send(200, b"", "application/json")
+        elif self.path == "/metrics":
+            self._send(200, self.server.metrics_text().encode(), "text/plain; version=0.0.4")
         elif self.path == "/v1/models":
             created = int(time.time())
             models = [{"id": name, "object": "model", "created": created, "owned_by": "vllm",
@@ -327,15 +337,18 @@ class StandinHandler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "request body is not JSON", "code": 400}})
             return
         self.server.log_request_body(self.path, body)
+        self.server.hang_while_wedged()
         if body.get("model") not in self.server.served_names:
             self._send_json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                             "type": "NotFoundError", "code": 404}})
             return
         if body.get("stream") and body.get("ignore_eos"):
+            self.server.count_generated(int(body.get("max_tokens") or 0))
             self._send_stream(generation_chunks(body, body["model"], self.server.prefill_tokens_per_second,
                                                 self.server.decode_tokens_per_second))
             return
         reply = build_reply(body)
+        self.server.count_generated(_usage(body, reply)["completion_tokens"])
         if body.get("stream"):
             self._send_stream(completion_chunks(body, reply, body["model"]))
         else:
@@ -377,14 +390,63 @@ class StandinServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], served_names: list[str], request_log: TextIO,
                  api_key: str | None = None,
                  prefill_tokens_per_second: float = DEFAULT_PREFILL_TOKENS_PER_SECOND,
-                 decode_tokens_per_second: float = DEFAULT_DECODE_TOKENS_PER_SECOND) -> None:
+                 decode_tokens_per_second: float = DEFAULT_DECODE_TOKENS_PER_SECOND,
+                 fault_dir: str | None = None) -> None:
         super().__init__(address, StandinHandler)
+        self.fault_dir = pathlib.Path(fault_dir) if fault_dir else None
+        self.generated_tokens = 0
+        self.running_requests = 0
         self.served_names = served_names
         self.api_key = api_key
         self.prefill_tokens_per_second = prefill_tokens_per_second
         self.decode_tokens_per_second = decode_tokens_per_second
         self._request_log = request_log
         self._log_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (a probe's timeout) is no server error; anything else is."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def start_fault_watch(self) -> None:
+        """A fresh engine is healthy: clear old triggers, then exit 70 once ``crash`` appears."""
+        if self.fault_dir is None:
+            return
+        self.fault_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("wedge", "crash"):
+            (self.fault_dir / name).unlink(missing_ok=True)
+
+        def watch() -> None:
+            while not (self.fault_dir / "crash").exists():
+                time.sleep(0.5)
+            print("stand-in model server: crash triggered", file=sys.stderr, flush=True)
+            os._exit(70)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def hang_while_wedged(self) -> None:
+        """Hold the request, counted as running, for as long as the ``wedge`` file exists."""
+        if self.fault_dir is None or not (self.fault_dir / "wedge").exists():
+            return
+        with self._log_lock:
+            self.running_requests += 1
+        try:
+            while (self.fault_dir / "wedge").exists():
+                time.sleep(0.2)
+        finally:
+            with self._log_lock:
+                self.running_requests -= 1
+
+    def count_generated(self, tokens: int) -> None:
+        with self._log_lock:
+            self.generated_tokens += tokens
+
+    def metrics_text(self) -> str:
+        """The two vLLM metrics a watchdog corroborates a failed probe with, per served name."""
+        label = f'{{model_name="{self.served_names[0]}"}}'
+        return (f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{label} "
+                f"{self.running_requests}\n# TYPE vllm:generation_tokens_total counter\n"
+                f"vllm:generation_tokens_total{label} {float(self.generated_tokens)}\n")
 
     def log_request_body(self, path: str, body: dict[str, Any]) -> None:
         with self._log_lock:
@@ -411,6 +473,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="pace of a fixed-length (ignore_eos) generation's prompt")
     parser.add_argument("--decode-tokens-per-second", type=float, default=DEFAULT_DECODE_TOKENS_PER_SECOND,
                         help="pace of a fixed-length (ignore_eos) generation's tokens")
+    parser.add_argument("--fault-dir", default=os.environ.get("STANDIN_FAULT_DIR") or None,
+                        help="where `wedge` and `crash` trigger files appear (default: $STANDIN_FAULT_DIR)")
     args, unknown = parser.parse_known_args(rest)
     if unknown and not vllm_style:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -425,7 +489,9 @@ def main(argv: list[str] | None = None) -> None:
                        if args.request_log else sys.stderr)
         server = stack.enter_context(
             StandinServer((args.host, args.port), args.served_model_name, request_log, args.api_key,
-                          args.prefill_tokens_per_second, args.decode_tokens_per_second))
+                          args.prefill_tokens_per_second, args.decode_tokens_per_second,
+                          args.fault_dir))
+        server.start_fault_watch()
         print(f"stand-in model server on {args.host}:{server.server_port} serving "
               f"{', '.join(args.served_model_name)}", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
