@@ -68,8 +68,9 @@ bench_timeout = 300
 bench_corpus = "README.md"
 
 # The watchdog at sandbox speed: the stand-in answers in milliseconds and restarts in seconds, so
-# a wedge is caught within seconds (the probe still gets 8 s: a loaded CI machine is slow); the hook appends each event to a file the tests read (a
-# command, so a secret like a webhook URL: placed 0600, never printed).
+# a wedge is caught within seconds (the probe still gets 8 s: a loaded CI machine is slow); the
+# hook appends each event to a file the tests read (a command, so a secret like a webhook URL:
+# placed 0600, never printed).
 watchdog_interval = 4
 watchdog_probe_timeout = 8
 watchdog_failures_before_restart = 2
