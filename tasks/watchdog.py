@@ -98,10 +98,11 @@ def _gpu_clock(mhz: int | None) -> None:
 def _absent(*units: str) -> None:
     """Stop and remove units the data no longer wants (nothing where they were never placed)."""
     present = [unit for unit in units if host.get_fact(File, path=f"{_UNIT_DIR}/{unit}")]
+    removed = []
     for unit in present:
         systemd.service(name=f"Stop and disable {unit} (no longer wanted)", service=unit,
                         running=False, enabled=False)
-        files.file(name=f"Remove {_UNIT_DIR}/{unit}", path=f"{_UNIT_DIR}/{unit}", present=False,
-                   user="root", group="root", mode="0644")
-    if present:
-        systemd.daemon_reload(name=f"Forget {', '.join(present)}")
+        removed.append(files.file(name=f"Remove {_UNIT_DIR}/{unit}", path=f"{_UNIT_DIR}/{unit}",
+                                  present=False, user="root", group="root", mode="0644"))
+    if removed:
+        systemd.daemon_reload(name=f"Forget {', '.join(present)}", _if=any_changed(*removed))
