@@ -18,6 +18,9 @@ from sparkdeploy.sandbox.state import HOST_NAME, node_names
 HEAD, WORKER = node_names(2)
 _HEAD_STOPS_SECONDS = 60
 _REJOIN_SECONDS = 240
+_REPORT_SECONDS = 90
+_HOOK_EVENTS = "/var/lib/sparkdeploy/watch/hook-events.jsonl"
+_WATCHDOG_JOURNAL = "journalctl -t sparkdeploy-watchdog -o cat --no-pager"
 
 
 def _verify(sparkdeploy):
@@ -101,6 +104,15 @@ def _wait_for_head_restart(on_node, pair_data, started_at: str) -> None:
     raise AssertionError(f"the head kept running {_HEAD_STOPS_SECONDS} s after its worker stopped")
 
 
+def _hook_events(on_node, deadline: float) -> list[str]:
+    """The head's hook events, once there are any (or the deadline passed)."""
+    while True:
+        text = on_node(HEAD, f"cat {_HOOK_EVENTS} 2>/dev/null || true")
+        if text.strip() or time.monotonic() >= deadline:
+            return [json.loads(line)["event"] for line in text.splitlines() if line.strip()]
+        time.sleep(2)
+
+
 def test_a_wedged_head_is_restarted_by_its_watchdog_and_the_worker_rejoins(
         first_deploy, on_node, pair_data, rank_containers, sparkdeploy):
     """The head's watchdog restarts the head's project; the worker's rank stops with its head, as
@@ -117,7 +129,8 @@ def test_a_wedged_head_is_restarted_by_its_watchdog_and_the_worker_rejoins(
             f"not serving at tp 2 again {_REJOIN_SECONDS} s after the wedge: {before} {after}"
         time.sleep(3)
     assert "tensor parallel 2" in verified[1], verified[1]
-    events = on_node(HEAD, "cat /var/lib/sparkdeploy/watch/hook-events.jsonl").splitlines()
-    assert [json.loads(line)["event"] for line in events] == ["restarted"]
+    # the watchdog reports once its own wait for /health is over, which may be after verify passed
+    events = _hook_events(on_node, time.monotonic() + _REPORT_SECONDS)
+    assert events == ["restarted"], (events, on_node(HEAD, _WATCHDOG_JOURNAL))
     # a worker rank is never probed: its watchdog keeps no record of the model
     assert on_node(WORKER, "ls /var/lib/sparkdeploy/watch").strip() == ""
