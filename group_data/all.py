@@ -58,6 +58,11 @@ vllm_private_address = "172.17.0.1"
 vllm_address = None
 # Unified memory of the box, for the max_model_len estimate.
 spark_memory_gib = 128
+# What vLLM's --gpu-memory-utilization is a fraction of on a Spark: the memory the OS sees
+# (owners measure about 121.6 GiB of the 128); the budget for reservations.
+spark_usable_memory_gib = 121.6
+# Kept out of every reservation: the OS, Docker, the proxy and Postgres, the page cache.
+spark_os_reserve_gib = 8.0
 # Model facts for the memory estimate (weights, attention shape); add your models here.
 vllm_model_profiles = {
     "openai/gpt-oss-120b": {
@@ -67,6 +72,24 @@ vllm_model_profiles = {
         "weights_gib": 57, "layers": 48, "kv_heads": 4, "head_dim": 128, "max_context": 262144,
     },
 }
+
+# --- Several models on one Spark (README: Several models) -------------------------------
+# The recipe's memory reservation in GiB (becomes its --gpu-memory-utilization); None = the
+# recipe's gpu_memory_utilization. Required when models is set.
+vllm_memory_gib = None
+# Models served beside the recipe, started after it in this order, each a dict: name (its
+# container, compose project and dir get "-<name>"), recipe, memory_gib (its reservation);
+# optional vllm_params, model_revision, priority, exclusive_group.
+models = []
+# For each exclusive_group, the name of the member that runs (the others are stopped).
+models_active = {}
+# Port of models[0] when its vllm_params set none; models[1] gets the next, and so on.
+models_first_port = 8001
+# The recipe's priority among the host's models (higher: more important, killed last).
+vllm_priority = 0
+# OOM score steps between priority levels: the least important model keeps vllm_oom_score_adj,
+# so earlyoom and the kernel take it first.
+vllm_oom_priority_step = 100
 
 # --- Recipe trust (a recipe is third-party input; the vLLM container runs as root) ---------
 # Host paths (besides the service home and the model store) a recipe's extra_docker_args may mount.

@@ -1,6 +1,22 @@
 # The local sandbox (a fresh-Spark stand-in): same recipe and code paths as a real Spark; only
 # data points at stand-ins (images and repositories built locally under tests/standins/).
 recipe = "openai-gpt-oss-120b"
+# Two models at once inside a Spark's budget (README: Several models): 69 + 44 GiB reserved + 8
+# for the OS of the 121.6 usable; the figures are a real Spark's, only the weights are small.
+vllm_memory_gib = 69
+models = [
+    {"name": "qwen", "recipe": "tests/standins/recipes/qwen3.6-35b-a3b-fp8.yaml", "memory_gib": 44,
+     "priority": -1},
+]
+vllm_model_profiles = {
+    "openai/gpt-oss-120b": {
+        "weights_gib": 61, "layers": 36, "kv_heads": 8, "head_dim": 64, "max_context": 131072,
+    },
+    # 10 of its 40 layers hold a KV cache (the others are linear attention)
+    "Qwen/Qwen3.6-35B-A3B-FP8": {
+        "weights_gib": 35, "layers": 10, "kv_heads": 2, "head_dim": 256, "max_context": 262144,
+    },
+}
 proxy_enabled = True
 proxy_site = "sandbox"
 

@@ -43,9 +43,9 @@ def proxy_url(host_name: str, data: Mapping[str, Any]) -> str:
 
 
 def client_files(hosts_data: Mapping[str, Mapping[str, Any]],
-                 services: Mapping[str, VllmService]) -> dict[str, tuple[str, int]]:
+                 services: Mapping[str, tuple[VllmService, ...]]) -> dict[str, tuple[str, int]]:
     """Relative path -> (content, mode) for every proxy host in the inventory."""
-    by_name = {service.served_name: service for service in services.values()}
+    by_name = {service.served_name: service for served in services.values() for service in served}
     files: dict[str, tuple[str, int]] = {}
     for host_name, data in hosts_data.items():
         if not data.get("proxy_enabled"):

@@ -31,6 +31,7 @@ UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
                      "bench_tokenizer", "bench_corpus"), (str,)),
     **dict.fromkeys(("cluster_link_addresses", "sshd_key_login_users"), (list, tuple)),
     "gpu_clock_limit_mhz": (int,),
+    "vllm_memory_gib": (int, float),
     **dict.fromkeys(SECRET_KEYS, (str, SuppliedSecret)),
 }
 

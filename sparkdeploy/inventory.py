@@ -15,7 +15,7 @@ from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import HostPlan, plan_host, validate_inventory
 from sparkdeploy.vllm_service import VllmService
 
-_validated: dict[int, dict[str, VllmService]] = {}
+_validated: dict[int, dict[str, tuple[VllmService, ...]]] = {}
 
 
 def hosts_data(inventory: Inventory) -> dict[str, dict[str, Any]]:

@@ -25,14 +25,15 @@ _CONTAINER_PORT = 4000
 
 def site_models(
     proxy_host: str, hosts_data: Mapping[str, Mapping[str, Any]],
-    services: Mapping[str, VllmService],
+    services: Mapping[str, tuple[VllmService, ...]],
 ) -> list[dict[str, Any]]:
     """LiteLLM ``model_list`` entries for every model served in the proxy host's site."""
     site = hosts_data[proxy_host]["proxy_site"]
     entries = []
-    for host_name, service in services.items():
+    for host_name, served in services.items():
         data = hosts_data[host_name]
-        if data["proxy_site"] != site or not service.serves_http:
+        heads = [service for service in served if service.serves_http]
+        if data["proxy_site"] != site or not heads:
             continue  # another site's, or a cluster's headless worker rank
         # vLLM uses the host network and the proxy a bridge: a same-host vLLM is the gateway.
         if host_name == proxy_host:
@@ -46,14 +47,14 @@ def site_models(
                 "listens for its own host", allowed="true (and consider vllm_api_key_enabled: true)")
         api_key = (f"os.environ/{vllm_key_variable(host_name)}" if data.get("vllm_api_key_enabled")
                    else "unused")
-        entries.append({
+        entries += [{
             "model_name": service.served_name,
             "litellm_params": {
                 "model": f"hosted_vllm/{service.served_name}",
                 "api_base": f"http://{address}:{service.port}/v1",
                 "api_key": api_key,
             },
-        })
+        } for service in heads]
     return entries
 
 

@@ -118,3 +118,20 @@ class ContainerStates(FactBase):
     @staticmethod
     def default() -> dict[str, dict[str, Any]]:
         return {}
+
+
+class ModelProjects(FactBase):
+    """The compose directories of models served beside the recipe (``<base>-<name>`` holding a
+    compose.yaml), as they are on the host: what a data change may have left behind."""
+
+    def command(self, base: str) -> str:
+        base = base.rstrip("/")
+        return (f"for d in {shlex.quote(base)}-*; do "
+                '[ -f "$d/compose.yaml" ] && printf "%s\\n" "$d"; done; true')
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line for line in output if line.strip()]
+
+    @staticmethod
+    def default() -> list[str]:
+        return []

@@ -63,30 +63,34 @@ class Target:
     # vllm: the tensor-parallel size the server must report; rank: the worker's container
     tensor_parallel: int = 1
     container: str = ""
+    # which of the host's models (empty: its recipe)
+    model_name: str = ""
 
     @property
     def endpoint(self) -> str:
-        return f"{self.kind} {self.host_name}"
+        return f"{self.kind} {self.host_name}" + (f" {self.model_name}" if self.model_name else "")
 
 
 def plan_targets(selected: list[str], hosts_data: Mapping[str, Mapping[str, Any]],
-                 services: Mapping[str, VllmService]) -> list[Target]:
+                 services: Mapping[str, tuple[VllmService, ...]]) -> list[Target]:
     """The vLLM and proxy endpoints of the selected hosts, with the models each must serve."""
     targets = []
     for host_name in selected:
         data = hosts_data[host_name]
-        service = services.get(host_name)
-        if service is not None and not service.serves_http:
-            container = service.compose["services"]["vllm"]["container_name"]
-            targets.append(Target("rank", host_name, "", ("", 0), (service.served_name,),
-                                  container=container))
-        elif service is not None:
+        for service in services.get(host_name, ()):
+            if not service.serves_http:
+                targets.append(Target("rank", host_name, "", ("", 0), (service.served_name,),
+                                      container=service.container_name))
+                continue
             address = data.get("vllm_address") or host_name
-            url = data.get("verify_vllm_url") or f"http://{address}:{service.port}"
+            url = f"http://{address}:{service.port}"
+            if not service.model_name:  # verify_vllm_url names where the recipe's model answers
+                url = data.get("verify_vllm_url") or url
             local = local_address(service.bind_address)
             nodes = len(service.cluster.nodes) if service.cluster else 1
             targets.append(Target("vllm", host_name, url.rstrip("/"), (local, service.port),
-                                  (service.served_name,), tensor_parallel=nodes))
+                                  (service.served_name,), tensor_parallel=nodes,
+                                  model_name=service.model_name))
         if data.get("proxy_enabled"):
             port = int(data["proxy_port"])
             local = local_address(data["proxy_bind_address"])

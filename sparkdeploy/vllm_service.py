@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparkdeploy.budget import Need, need, reservation_label, utilization
 from sparkdeploy.cluster import Cluster, ClusterNode
 from sparkdeploy.cluster_ranks import (
     check_parallel_size,
@@ -37,6 +38,7 @@ from sparkdeploy.memory import (
     shape_from_profile,
 )
 from sparkdeploy.model_repos import ModelRepo, command_repos, flag_value
+from sparkdeploy.models import PRIMARY, project_name
 from sparkdeploy.recipes import (
     Recipe,
     command_argv,
@@ -75,6 +77,25 @@ class VllmService:
     cluster: Cluster | None = None
     node: ClusterNode | None = None
     warnings: list[str] = field(default_factory=list)
+    # the host data as this model sees it (sparkdeploy.models), and the model's name on its host
+    data: Mapping[str, Any] = field(default_factory=dict)
+    model_name: str = PRIMARY
+    exclusive_group: str | None = None
+    active: bool = True
+
+    @property
+    def compose_dir(self) -> str:
+        return str(self.data["vllm_compose_dir"])
+
+    @property
+    def container_name(self) -> str:
+        return str(self.compose["services"]["vllm"]["container_name"])
+
+    @property
+    def memory_gib(self) -> float | None:
+        """The model's reservation in GiB (None: its recipe's gpu_memory_utilization decides)."""
+        reserved = self.data.get("vllm_memory_gib")
+        return None if reserved is None else float(reserved)
 
     @property
     def local_url(self) -> str:
@@ -115,9 +136,18 @@ def build_vllm_service(host_name: str, data: Mapping[str, Any],
                           allowed="vllm_expose_to_lan: true (0.0.0.0) or false (vllm_private_address)")
     bind = "0.0.0.0" if data.get("vllm_expose_to_lan") else data["vllm_private_address"]
     solo = cluster is None
+    reserved = data.get("vllm_memory_gib")
+    if reserved is not None:
+        if "gpu_memory_utilization" in overrides:
+            raise ConfigError(source, "vllm_params.gpu_memory_utilization", "vllm_memory_gib sets it "
+                              "(the reservation in GiB, turned into vLLM's fraction)",
+                              allowed="one of vllm_memory_gib and gpu_memory_utilization")
+        overrides = {**overrides, "gpu_memory_utilization": utilization(reserved, data, recipe.mods)}
     values = {**placeholder_values(recipe, overrides, solo=solo, source=source), "host": bind}
     command = render_command(recipe, values, solo=solo)
     argv = _with_flag(command_argv(command, recipe.source), "--host", bind)
+    if reserved is not None:  # also where the recipe's command writes a number, not the placeholder
+        argv = _with_flag(argv, "--gpu-memory-utilization", str(values["gpu_memory_utilization"]))
     repos = weights_repos(recipe, argv, data)
     argv += revision_args(argv, data)
     _check_gpu_memory(recipe, values, data, source)
@@ -132,7 +162,11 @@ def build_vllm_service(host_name: str, data: Mapping[str, Any],
     compose = _compose(recipe, argv, local_url(bind, port), data, cluster, node)
     limit = _weight_limit(_share(recipe, values, data), data, cluster)
     return VllmService(host_name, recipe, values, command, argv, served_name, port, bind, compose,
-                       repos, image, limit, cluster, node, warnings)
+                       repos, image, limit, cluster, node, warnings, data, _model_name(data))
+
+
+def _model_name(data: Mapping[str, Any]) -> str:
+    return str(data.get("vllm_model_name") or PRIMARY)
 
 
 def _check_placement(recipe: Recipe, host_name: str, cluster: Cluster | None) -> None:
@@ -230,6 +264,9 @@ def _port(argv: list[str], values: Mapping[str, Any], recipe: Recipe) -> int:
 
 def _share(recipe: Recipe, values: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[float, str] | None:
     """vLLM's memory share on this host in GiB, and where it comes from."""
+    reserved = data.get("vllm_memory_gib")
+    if reserved is not None:
+        return float(reserved), f"{reservation_label(_model_name(data))} {reserved}"
     utilization = values.get("gpu_memory_utilization")
     share = gpu_share_gib(utilization, data.get("spark_memory_gib", 128), recipe.mods)
     return None if share is None else (share, f"gpu_memory_utilization {utilization}")
@@ -242,8 +279,8 @@ def _weight_limit(share: tuple[float, str] | None, data: Mapping[str, Any],
         return None
     nodes = len(cluster.nodes) if cluster else 1
     where = f" on each of {nodes} Sparks" if cluster else ""
-    return WeightLimit(int(share[0] * GIB * nodes),
-                       f"{share[1]} of {data.get('spark_memory_gib', 128)} GiB{where}")
+    of = "" if data.get("vllm_memory_gib") is not None else f" of {data.get('spark_memory_gib', 128)} GiB"
+    return WeightLimit(int(share[0] * GIB * nodes), f"{share[1]}{of}{where}")
 
 
 def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
@@ -252,8 +289,8 @@ def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
     (for models in ``vllm_model_profiles``; others are estimated once their config is on the host)."""
     profile = (data.get("vllm_model_profiles") or {}).get(recipe.model or "")
     share = _share(recipe, values, data)
-    if not profile or share is None:
-        return []
+    if not profile or share is None or data.get("vllm_memory_gib") is not None:
+        return []  # a reservation is checked by the budget (sparkdeploy.budget), as an error
     max_len = values.get("max_model_len")
     if not isinstance(max_len, int) or isinstance(max_len, bool):
         max_len = profile.get("max_context", 0)
@@ -261,6 +298,18 @@ def _memory_warnings(recipe: Recipe, values: Mapping[str, Any], argv: list[str],
                           max_len, kv_dtype_bytes(flag_value(argv, "--kv-cache-dtype")), *share,
                           nodes=len(cluster.nodes) if cluster else 1)
     return [warning] if warning else []
+
+
+def config_need(service: VllmService, listing: SnapshotListing) -> Need | None:
+    """What a model without a profile entry needs, from its snapshot and config.json on the host."""
+    recipe = service.recipe
+    if recipe.model in (service.data.get("vllm_model_profiles") or {}) or listing.config is None:
+        return None
+    shape = shape_from_config(listing.config)
+    max_len = service.values.get("max_model_len")
+    if shape is None or not isinstance(max_len, int) or isinstance(max_len, bool):
+        return None
+    return need(listing_weight_bytes(listing) / GIB, shape, max_len, service.argv)
 
 
 def config_fit_warning(host_name: str, service: VllmService, data: Mapping[str, Any],
@@ -342,7 +391,7 @@ def _compose(recipe: Recipe, argv: list[str], local_url: str, data: Mapping[str,
                                for mod in recipe.mods]
     else:
         service["command"] = argv
-    return {"name": "vllm", "services": {"vllm": service}}
+    return {"name": project_name(data), "services": {"vllm": service}}
 
 
 def _volume(source: str, target: str) -> str:

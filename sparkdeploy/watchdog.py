@@ -91,31 +91,31 @@ def watched_hosts(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]]) -
 
 
 def watch_config(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
-                 services: Mapping[str, VllmService]) -> dict[str, Any]:
+                 services: Mapping[str, tuple[VllmService, ...]]) -> dict[str, Any]:
     """config.json for ``host_name`` (no secrets: those are in :func:`watch_secrets`)."""
     data = hosts_data[host_name]
-    service = services.get(host_name)
+    models = services.get(host_name, ())
     watchdog = {key.removeprefix("watchdog_"): data[key] for key in (
         "watchdog_enabled", "watchdog_interval", "watchdog_probe_timeout",
         "watchdog_failures_before_restart", "watchdog_start_grace", "watchdog_max_restarts",
         "watchdog_restart_window", "watchdog_use_metrics")}
     watchdog["recovery_timeout"] = data["vllm_health_timeout"]
     watchdog["poll_interval"] = data["deploy_poll_interval"]
-    watchdog["enabled"] = bool(watchdog["enabled"] and service is not None)
+    watchdog["enabled"] = bool(watchdog["enabled"] and models)
     watcher: dict[str, Any] = {"enabled": bool(data.get("watcher_enabled")), "targets": []}
     if watcher["enabled"]:
         watcher.update({key.removeprefix("watcher_"): data[key] for key in (
             "watcher_interval", "watcher_timeout", "watcher_failures_before_power_cycle",
             "watcher_max_power_cycles", "watcher_window", "watcher_boot_grace",
             "watcher_command_timeout")})
-        watcher["targets"] = [_target(name, hosts_data[name], services.get(name))
+        watcher["targets"] = [_target(name, hosts_data[name], services.get(name, ()))
                               for name in watched_hosts(host_name, hosts_data)]
     return {
         "host": host_name,
         "state_dir": STATE_DIR,
         "drop_page_cache": bool(data.get("host_can_write_sysctl")),
         "watchdog": watchdog,
-        "models": [_model(service, data)] if service is not None else [],
+        "models": [_model(service, data) for service in models],
         "watcher": watcher,
     }
 
@@ -139,12 +139,12 @@ def to_json(document: Mapping[str, Any]) -> str:
 
 def _model(service: VllmService, data: Mapping[str, Any]) -> dict[str, Any]:
     head = service.serves_http
-    directory = data["vllm_compose_dir"]
+    directory = service.compose_dir
     return {
         "name": service.served_name,
-        "recipe": str(data["recipe"]),
+        "recipe": str(service.data["recipe"]),
         "url": service.local_url,
-        "container": service.compose["services"]["vllm"]["container_name"],
+        "container": service.container_name,
         "compose_dir": directory,
         "api_key_file": f"{directory}/secrets.env" if data.get("vllm_api_key_enabled") else None,
         "role": "head" if head else "worker",
@@ -157,9 +157,11 @@ def _tensor_parallel(service: VllmService) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
-def _target(name: str, data: Mapping[str, Any], service: VllmService | None) -> dict[str, Any]:
+def _target(name: str, data: Mapping[str, Any], models: tuple[VllmService, ...]) -> dict[str, Any]:
+    """A watched Spark: alive while its SSH banner or its recipe's /health answers."""
     address = data.get("ssh_hostname") or name
     health_url = None
+    service = models[0] if models else None
     if service is not None and service.serves_http and data.get("vllm_expose_to_lan"):
         health_url = f"http://{data.get('vllm_address') or address}:{service.port}"
     return {"host": name, "address": address, "ssh_port": int(data.get("ssh_port") or 22),

@@ -1,4 +1,4 @@
-"""The vLLM image the host's recipe runs, made the way upstream makes it, and only when needed.
+"""The vLLM image each model of the host runs, made the way upstream makes it, and only when needed.
 
 Upstream's local tags come from its ``build-and-copy.sh`` at the pinned commit: a prebuilt image
 pulled and tagged (``vllm-node``, ``vllm-node-b12x``) or a local build (``vllm-node-mxfp4``, a
@@ -29,6 +29,7 @@ from sparkdeploy.image_plan import UpstreamCheckout, image_reason, upstream_chec
 from sparkdeploy.packages import missing_packages
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.serving_facts import GitCheckout, ImageMade
+from sparkdeploy.vllm_service import VllmService
 from sparkdeploy.waits import Reporter, follow_image_job, on_host
 from tasks.cluster_order import every_node_reaches
 
@@ -38,20 +39,20 @@ _GIT = "git -c core.hooksPath=/dev/null"
 
 
 @deploy("vLLM image")
-def vllm_image(plan: HostPlan) -> list[OperationMeta]:
-    """Make the recipe's image current; returns the operations after which vLLM must restart."""
-    if plan.vllm is None:
-        return []
+def vllm_image(plan: HostPlan) -> dict[str, list[OperationMeta]]:
+    """Make each model's image current (an image several models share, once); returns, by model
+    name, the operations after which that model must restart."""
+    if not plan.models:
+        return {}
     changes = _make_or_receive(plan)
-    if plan.vllm.cluster is not None:
+    if plan.models[0].cluster is not None:
         every_node_reaches("the head's image, copied to every worker")
     return changes
 
 
-def _make_or_receive(plan: HostPlan) -> list[OperationMeta]:
-    """The head (or a single Spark) makes the image; a worker only checks it against the head's."""
+def _make_or_receive(plan: HostPlan) -> dict[str, list[OperationMeta]]:
+    """The head (or a single Spark) makes the images; a worker only checks its against the head's."""
     data = host.data.dict()
-    service = plan.vllm
     missing = missing_packages(host.get_fact(DebPackages), data["upstream_build_packages"])
     if missing:
         apt.packages(
@@ -59,18 +60,20 @@ def _make_or_receive(plan: HostPlan) -> list[OperationMeta]:
             packages=missing,
             update=True,
         )
-    changes = []
-    image = service.image
-    worker = service.node is not None and service.node.rank > 0
-    if (image.runs_upstream_script and not worker) or service.recipe.mods:
-        checkout = _checkout(image.checkout or upstream_checkout(host.name, data))
-        if checkout is not None and service.recipe.mods:
-            changes.append(checkout)
+    first = plan.models[0]
+    worker = first.node is not None and first.node.rank > 0
+    checkout = None
+    if any((service.image.runs_upstream_script and not worker) or service.recipe.mods
+           for service in plan.models):
+        wanted = next((service.image.checkout for service in plan.models if service.image.checkout), None)
+        checkout = _checkout(wanted or upstream_checkout(host.name, data))
+    # a recipe's mods come from the checkout: a new commit restarts the models that apply them
+    changes = {service.model_name: [checkout] if checkout is not None and service.recipe.mods else []
+               for service in plan.models}
     if worker:
         # the head makes the image once and copies it here over the link
-        _compare_with_head(service.cluster, image.image)
+        _compare_with_head(first.cluster, first.image.image)
         return changes
-    job = image_job(image, host.name, data)
     files.put(
         name="Install the image runner (pull, or upstream's build-and-copy.sh, then record)",
         src=str(_RUNNER_SOURCE),
@@ -79,13 +82,28 @@ def _make_or_receive(plan: HostPlan) -> list[OperationMeta]:
         group="root",
         mode="0755",
     )
-    files.directory(
-        name="Keep a directory for image logs",
-        path=job.log_dir,
-        user="root",
-        group="root",
-        mode="0755",
-    )
+    made: dict[str, list[OperationMeta]] = {}
+    for service in plan.models:
+        if service.image.image not in made:
+            made[service.image.image] = _make_current(service, data, first_job=not made)
+        changes[service.model_name] += made[service.image.image]
+    return changes
+
+
+def _make_current(service: VllmService, data: dict, first_job: bool) -> list[OperationMeta]:
+    """Pull or build one image when its record differs from its plan (a fact); a cluster head
+    then copies it to the workers whose image ID differs."""
+    image = service.image
+    job = image_job(image, host.name, data)
+    if first_job:
+        files.directory(
+            name="Keep a directory for image logs",
+            path=job.log_dir,
+            user="root",
+            group="root",
+            mode="0755",
+        )
+    changes = []
     reason = image_reason(host.get_fact(ImageMade, image=image.image, _sudo=_sudo()), image)
     if reason is not None:
         logger.info(f"{host.name}: {reason}; {image.describe()}; log {job.log_file}")

@@ -32,13 +32,14 @@ _STAYS_UP_SECONDS = 10.0
 
 
 @deploy("vLLM cluster ranks")
-def cluster_ranks(plan: HostPlan, placed: ServingFiles, image_changes: list[OperationMeta]) -> None:
+def cluster_ranks(plan: HostPlan, placed: ServingFiles,
+                  image_changes: dict[str, list[OperationMeta]]) -> None:
     service = plan.vllm
     if service is None or service.cluster is None or service.node is None:
         return
     cluster, node = service.cluster, service.node
     changes = _cluster_changes.setdefault((id(host.state), cluster.name), [])
-    changes.extend([*placed.vllm, *image_changes])
+    changes.extend([*placed.vllm, *image_changes.get(service.model_name, [])])
     container = service.compose["services"]["vllm"]["container_name"]
     down = [peer.host_name for peer in cluster.nodes if not _rank_current(peer, service, container)]
     if down:

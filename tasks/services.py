@@ -28,16 +28,21 @@ from tasks.serving import ServingFiles
 
 
 @deploy("Serving stack")
-def serving_services(plan: HostPlan, placed: ServingFiles, image_changes: list[OperationMeta]) -> None:
-    if plan.vllm is not None and plan.vllm.cluster is None:  # a cluster's ranks: tasks/ranks.py
-        vllm = plan.vllm.compose["services"]["vllm"]
+def serving_services(plan: HostPlan, placed: ServingFiles,
+                     image_changes: dict[str, list[OperationMeta]]) -> None:
+    """The models one at a time, in data order (the next starts once the previous answers:
+    engines profiling at once on unified memory is where boxes die), then the proxy."""
+    for service in plan.models:
+        if service.cluster is not None:
+            continue  # a cluster's ranks: tasks/ranks.py
+        vllm = service.compose["services"]["vllm"]
         image = host.get_fact(ImageMade, image=vllm["image"], _sudo=_sudo())
         _bring_up(
-            what="vLLM",
-            directory=host.data.vllm_compose_dir,
-            containers=[vllm["container_name"]],
-            changes=[*placed.vllm, *image_changes],
-            url=f"{plan.vllm.local_url}/health",
+            what=f"vLLM {service.model_name}".rstrip(),
+            directory=service.compose_dir,
+            containers=[service.container_name],
+            changes=[*placed.models.get(service.model_name, []), *image_changes.get(service.model_name, [])],
+            url=f"{service.local_url}/health",
             timeout=host.data.vllm_health_timeout,
             before_start=drop_page_cache,
             image_id=image.image_id,

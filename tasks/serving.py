@@ -20,15 +20,20 @@ from sparkdeploy.plan import HostPlan, RenderedFile
 
 @dataclass(frozen=True)
 class ServingFiles:
-    """The file operations of each compose project."""
+    """The file operations of each compose project (each model's by its name)."""
 
-    vllm: list[OperationMeta] = field(default_factory=list)
+    models: dict[str, list[OperationMeta]] = field(default_factory=dict)
     proxy: list[OperationMeta] = field(default_factory=list)
+
+    @property
+    def vllm(self) -> list[OperationMeta]:
+        return [operation for operations in self.models.values() for operation in operations]
 
 
 @deploy("Serving stack files")
 def serving_files(plan: HostPlan) -> ServingFiles:
-    return ServingFiles(vllm=[place(rendered) for rendered in plan.vllm_files],
+    return ServingFiles(models={name: [place(rendered) for rendered in rendered_files]
+                                for name, rendered_files in plan.model_files.items()},
                         proxy=[place(rendered) for rendered in plan.proxy_files])
 
 

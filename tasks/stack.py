@@ -42,8 +42,7 @@ def serving_stack(plan: HostPlan, action: str) -> None:
 def _projects(plan: HostPlan) -> list[tuple[str, str]]:
     """(what, compose directory) in start order."""
     projects = []
-    if plan.vllm is not None:
-        projects.append(("vLLM", host.data.vllm_compose_dir))
+    projects += [(f"vLLM {service.model_name}".rstrip(), service.compose_dir) for service in plan.models]
     if plan.proxy_files:
         projects.append(("the LiteLLM proxy", host.data.proxy_compose_dir))
     return projects

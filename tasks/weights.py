@@ -1,4 +1,4 @@
-"""The recipe's model weights on the host before vLLM starts, from where the operator keeps them.
+"""Each model's weights on the host before vLLM starts, from where the operator keeps them.
 
 A fresh Spark has no weights, and vLLM started without them downloads 60+ GB on every launch or
 fails. With ``model_store = "hf_cache"`` the deploy fetches the recipe's ``model`` at
@@ -20,11 +20,12 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, pip
 
+from sparkdeploy.budget import Reserved, check_model, reservation_label
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.facts import HubSnapshot
 from sparkdeploy.operations import secret_file
 from sparkdeploy.plan import HostPlan
-from sparkdeploy.vllm_service import VllmService, config_fit_warning
+from sparkdeploy.vllm_service import VllmService, config_fit_warning, config_need
 from sparkdeploy.weights import (
     FETCH_SCRIPT,
     HUB_CLIENT,
@@ -41,15 +42,19 @@ from sparkdeploy.weights_ops import hub_snapshot, snapshot_readable
 
 @deploy("Model weights")
 def model_weights(plan: HostPlan) -> None:
-    service = plan.vllm
-    if service is None:
+    """Every model's weights (a repository two models load, once), before any engine starts."""
+    every: list[tuple[WeightsPlan, VllmService]] = []
+    for service in plan.models:
+        for weights in weights_plans(host.name, service.data, service.repos, service.recipe.source,
+                                     service.weight_limit):
+            if all((weights.repo_id, weights.revision) != (seen.repo_id, seen.revision) for seen, _ in every):
+                every.append((weights, service))
+    if not every:
         return
-    recipe = service.recipe
-    every = weights_plans(host.name, host.data.dict(), service.repos, recipe.source, service.weight_limit)
-    if every[0].store == "nfs":
-        _nfs_store(every, service)
+    if every[0][0].store == "nfs":
+        _nfs_store(every)
     else:
-        _hf_cache(every, service)
+        _hf_cache(every)
 
 
 def _listing(weights: WeightsPlan) -> SnapshotListing:
@@ -67,16 +72,24 @@ def _complete(weights: WeightsPlan, service: VllmService, expect_nfs: bool = Fal
         raise ConfigError(f"host {host.name!r}", "recipe", f"{too_large} (recipe {service.recipe.source})",
                           allowed="a smaller quantization, a higher gpu_memory_utilization, or a "
                           "cluster recipe that splits the model over several Sparks")
-    if weights.role == "model":
+    if weights.role == "model" and service.memory_gib is not None:
+        # a reservation must hold the model: refused before its engine starts
+        check_model(host.name, _reserved(service), config_need(service, listing))
+    elif weights.role == "model":
         warning = config_fit_warning(host.name, service, host.data.dict(), listing)
         if warning:
             logger.warning(warning)
     return True
 
 
-def _nfs_store(every: list[WeightsPlan], service: VllmService) -> None:
+def _reserved(service: VllmService) -> Reserved:
+    return Reserved(service.recipe.model or service.model_name, reservation_label(service.model_name),
+                    float(service.memory_gib or 0))
+
+
+def _nfs_store(every: list[tuple[WeightsPlan, VllmService]]) -> None:
     expect_nfs = bool(host.data.get("host_can_mount_nfs", True))
-    for weights in every:
+    for weights, service in every:
         if _complete(weights, service, expect_nfs):
             continue
         logger.warning(f"{host.print_prefix}weights of {weights.label} not usable yet; the deploy "
@@ -89,8 +102,8 @@ def _nfs_store(every: list[WeightsPlan], service: VllmService) -> None:
         )
 
 
-def _hf_cache(every: list[WeightsPlan], service: VllmService) -> None:
-    first = every[0]
+def _hf_cache(every: list[tuple[WeightsPlan, VllmService]]) -> None:
+    first = every[0][0]
     user = first.user
     account = host.get_fact(Users).get(user) or {}
     group = account.get("group", user)
@@ -107,7 +120,7 @@ def _hf_cache(every: list[WeightsPlan], service: VllmService) -> None:
             path=first.token_path,
             user=user, group=group, mode="0600",
         )
-    to_fetch = [weights for weights in every if not _complete(weights, service)]
+    to_fetch = [weights for weights, service in every if not _complete(weights, service)]
     if not to_fetch:
         return
     for weights in to_fetch:

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             job_settings = settings[job.host]
             progress = _job_progress(job)
             try:
-                record = measure(job, data, services[job.host], job_settings, tunnels, progress)
+                service = next(service for service in services[job.host] if service.served_name == job.model)
+                record = measure(job, data, service, job_settings, tunnels, progress)
             except (BenchFailed, FactMissing, OSError, paramiko.SSHException) as exc:
                 print(redact(f"{job.host} {job.model} ({job.route}): not measured: {exc}"), flush=True)
                 code = EXIT_ERROR
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plan_jobs(selected: list[str], data: Mapping[str, Mapping[str, Any]],
-              services: Mapping[str, VllmService], model: str | None, through_proxy: bool) -> list[Job]:
+              services: Mapping[str, tuple[VllmService, ...]], model: str | None,
+              through_proxy: bool) -> list[Job]:
     """Every selected host's served model, directly and (``through_proxy``) via its site's proxy."""
     direct = [target for target in plan_targets(selected, data, services) if target.kind == "vllm"]
     if model is not None:
@@ -141,7 +143,7 @@ def measure(job: Job, data: Mapping[str, Mapping[str, Any]], service: VllmServic
     notes: list[str] = []
     image_digest = image_id = fingerprint = None
     try:
-        container = service.compose["services"]["vllm"]["container_name"]
+        container = service.container_name
         image = running_image(open_tunnel(job.host, host_data, tunnels).run, container)
         image_digest, image_id = image.digest, image.image_id
     except (FactMissing, OSError, paramiko.SSHException) as exc:

@@ -44,9 +44,13 @@ def run(args: argparse.Namespace) -> int:
             handle.write(content)
         os.chmod(target, int(rendered.mode, 8))
         print(target)
-    if plan.vllm is not None:
-        print(f"image   {plan.vllm.image.describe()}")
-        for repo in plan.vllm.repos:
+    for service in plan.models:
+        if service.model_name:
+            print(f"model   {service.model_name}: {service.served_name} on port {service.port}, "
+                  f"{service.memory_gib:g} GiB (--gpu-memory-utilization "
+                  f"{service.values['gpu_memory_utilization']})")
+        print(f"image   {service.image.describe()}")
+        for repo in service.repos:
             print(f"weights {repo.repo_id} ({repo.role}, {repo.revision or 'default branch'})")
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -47,8 +47,11 @@ def node_data(group: str, rank: int) -> dict[str, Any]:
         "cluster_link_interfaces": list(INTERFACES),
         "host_can_configure_links": False,
         "cluster_memlock_limit": MEMLOCK_LIMIT,
-        # upstream's gpt-oss-120b recipe across both: one rank per Spark
+        # upstream's gpt-oss-120b recipe across both: one rank per Spark, and only it (a
+        # cluster serves its one recipe, at the recipe's gpu_memory_utilization)
         "vllm_params": {"tensor_parallel": 2},
+        "models": [],
+        "vllm_memory_gib": None,
         # the pair's tests stop and restart ranks on purpose: a rank waiting for its peers is
         # loading, not wedged (the head's watchdog still probes, with this patience)
         "watchdog_start_grace": 600,

@@ -74,6 +74,8 @@ def host_data_overrides() -> dict[str, Any]:
         # No model server or proxy: under emulation, loading the stand-in images alone took
         # 14 min here and the proxy's Python import 2 min; the container backend covers serving.
         "recipe": None,
+        "models": [],
+        "vllm_memory_gib": None,
         "proxy_enabled": False,
         # earlyoom's Spark floors (4 and 2 GiB) reach the VM's whole memory: it would kill at once.
         "earlyoom_memory_term_kib": 262144,

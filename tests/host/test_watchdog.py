@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from sparkdeploy.models import active_entries
 from sparkdeploy.vllm_service import build_vllm_service
 from sparkdeploy.watchdog import CONFIG_FILE, SECRETS_FILE, STATE_DIR, STATUS_COMMAND
 
@@ -30,9 +31,9 @@ def test_its_settings_are_the_data(host_data, settings):
     for key in ("interval", "probe_timeout", "failures_before_restart", "start_grace", "max_restarts",
                 "restart_window", "use_metrics"):
         assert settings["watchdog"][key] == host_data[f"watchdog_{key}"], key
-    service = build_vllm_service("checked host", host_data)
-    if service is not None:
-        assert [model["name"] for model in settings["models"]] == [service.served_name]
+    served = [build_vllm_service("checked host", entry.data).served_name
+              for entry in active_entries("checked host", host_data)]
+    assert [model["name"] for model in settings["models"]] == served  # every model, in start order
 
 
 def test_the_hook_and_power_cycle_commands_are_root_only(host):

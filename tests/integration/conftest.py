@@ -112,7 +112,7 @@ def proxy_config(standin_port: int) -> dict[str, Any]:
     """The project's proxy config, its one model served by the stand-in on loopback."""
     hosts_data = {"proxy": {"proxy_site": "test"},
                   "standin": {"proxy_site": "test", "vllm_address": "127.0.0.1", "vllm_expose_to_lan": True}}
-    services = {"standin": SimpleNamespace(served_name=SERVED_MODEL, port=standin_port, serves_http=True)}
+    services = {"standin": (SimpleNamespace(served_name=SERVED_MODEL, port=standin_port, serves_http=True),)}
     models = site_models("proxy", hosts_data, services)  # type: ignore[arg-type]
     return litellm_config(models, {"proxy_store_prompts": False})
 

@@ -26,7 +26,7 @@ def image_label(on_sandbox, image: str) -> dict[str, Any]:
 def test_verify_passes_through_the_real_proxy_with_the_callback(converged, sparkdeploy, on_sandbox):
     result = sparkdeploy("verify", "--limit", HOST_NAME)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 6 and "FAIL" not in result.stdout
+    assert result.stdout.count("PASS") == 12 and "FAIL" not in result.stdout  # 6 per model
     assert "system_fingerprint: fp_standin_vllm" in result.stdout
     assert "litellm_tool_fix" in on_sandbox("cat /opt/sparkdeploy/litellm/config.yaml")
 
@@ -38,21 +38,24 @@ def test_a_second_deploy_rebuilds_and_restarts_nothing(converged, changed_ops, c
     assert containers() == before
 
 
-def test_a_new_pinned_commit_rebuilds_once_and_restarts_only_vllm(converged, changed_ops, containers,
-                                                                  on_sandbox,
-                                                                  sandbox_data):
+def test_a_new_pinned_commit_remakes_each_image_once_and_restarts_only_vllm(converged, changed_ops,
+                                                                            containers, on_sandbox,
+                                                                            sandbox_data):
     pinned = sandbox_data["upstream_commit"]
     later = [commit for commit in ensure_upstream_repo() if commit != pinned][-1]
     image = "vllm-node-mxfp4"
     before = containers()
     try:
         changed = changed_ops(f"upstream_commit={later}")[HOST_NAME]
+        # the recipe's mxfp4 image is built again, the prebuilt one beside it pulled again; both
+        # models restart (each image records the commit it came from)
         assert sum(BUILD in label for label in changed) == 1, changed
-        assert sum(VLLM_UP in label for label in changed) == 1, changed
+        assert sum(PULL in label for label in changed) == 1, changed
+        assert sum(VLLM_UP in label for label in changed) == 2, changed
         assert not any(PROXY_UP in label for label in changed), changed
         after = containers()
         vllm = sandbox_data["vllm_container_name"]
-        assert after[vllm] != before[vllm]
+        assert after[vllm] != before[vllm] and after[f"{vllm}-qwen"] != before[f"{vllm}-qwen"]
         assert after["litellm"] == before["litellm"] and after["litellm-db"] == before["litellm-db"]
         assert image_label(on_sandbox, image)["upstream_commit"] == later
         assert changed_ops(f"upstream_commit={later}") == {}, "the same commit again must change nothing"
@@ -85,7 +88,7 @@ def test_a_vllm_api_key_is_enforced_and_the_proxy_is_given_it(converged, changed
     keyed = "vllm_api_key_enabled=true"
     try:
         changed = changed_ops(keyed)[HOST_NAME]
-        assert sum(VLLM_UP in label for label in changed) == 1, changed
+        assert sum(VLLM_UP in label for label in changed) == 2, changed  # every model gets the key
         assert sum(PROXY_UP in label for label in changed) == 1, changed
         url = f"http://{sandbox_data['vllm_private_address']}:8000/v1/models"
         status = on_sandbox(f"curl -s -o /dev/null -w '%{{http_code}}' {url}", check=False)

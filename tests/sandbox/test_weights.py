@@ -119,7 +119,10 @@ def deploy(hub: Any, *data: str, dry: bool = False, deploy_file: str = WEIGHTS_D
     args = [PYINFRA, "inventory.py", deploy_file, "--limit", HOST,
             "--data", f"model_hub_endpoint={endpoint}",
             "--data", f"model_pip_index_url={endpoint}/simple",
-            "--data", "model_progress_interval=1"]
+            "--data", "model_progress_interval=1",
+            # the recipe's weights alone: this hub serves only them (the model beside it is
+            # tests/sandbox/test_models.py's)
+            "--data", "models=[]"]
     for item in data:
         args += ["--data", item]
     args += ["--dry", "--json"] if dry else ["-y"]
@@ -205,8 +208,9 @@ def test_weights_larger_than_vllms_share_are_refused_before_downloading(target, 
     result = deploy(fresh)
     assert result.returncode != 0
     line = next(line for line in result.stderr.splitlines() if "cannot load here" in line)
-    assert "the weights of openai/gpt-oss-120b are 1862.6 GiB, more than vLLM's 89.6 GiB" in line
-    assert "(gpu_memory_utilization 0.7 of 128 GiB)" in line
+    # the sandbox reserves 69 GiB for its recipe (vllm_memory_gib)
+    assert "the weights of openai/gpt-oss-120b are 1862.6 GiB, more than vLLM's 69.0 GiB" in line
+    assert "(vllm_memory_gib 69)" in line
     assert [r for r in fresh.file_requests() if r.path.endswith(".safetensors")] == []
     fresh.options.advertised_lfs_size = None
 
@@ -214,7 +218,7 @@ def test_weights_larger_than_vllms_share_are_refused_before_downloading(target, 
 def test_not_enough_disk_is_an_error_naming_both_numbers(target, fresh, plan):
     fresh.options.advertised_lfs_size = 10**15
     # a memory pool that holds any weights: the disk check is the one that refuses
-    result = deploy(fresh, "spark_memory_gib=100000000")
+    result = deploy(fresh, "vllm_memory_gib=100000000", "spark_usable_memory_gib=1000000000")
     assert result.returncode != 0
     line = next(line for line in result.stderr.splitlines() if "not enough disk space" in line)
     assert "needs 2000.0 TB (2000000000" in line and "bytes) are free on the filesystem of" in line

@@ -185,7 +185,7 @@ def test_model_selects_the_hosts_serving_it_and_an_unserved_one_is_refused(inven
     data = inventory_data()
     services = validate_inventory(data)
     hosts = list(data)
-    served = services["stella.home.arpa"].served_name
+    served = services["stella.home.arpa"][0].served_name
     assert [job.host for job in plan_jobs(hosts, data, services, served, False)] == ["stella.home.arpa"]
     with pytest.raises(ConfigError, match="no selected host serves it"):
         plan_jobs(hosts, data, services, "no/such-model", False)
@@ -195,7 +195,7 @@ def test_model_selects_the_hosts_serving_it_and_an_unserved_one_is_refused(inven
 
 def test_the_tokenizer_is_read_from_the_snapshot_the_hosts_default_branch_points_at(inventory_data):
     data = inventory_data()
-    service = validate_inventory(data)["pegasus.home.arpa"]
+    service = validate_inventory(data)["pegasus.home.arpa"][0]
     path = tokenizer_path(service, data["pegasus.home.arpa"])
     hub = f"{service_home(data['pegasus.home.arpa'])}/.cache/huggingface/hub"
     repo_dir = f"{hub}/models--openai--gpt-oss-120b"

@@ -54,7 +54,7 @@ def test_the_first_host_is_the_head_and_twins_get_a_subnet_each(recipe):
 
 def test_each_rank_runs_upstreams_command_with_the_no_ray_flags(recipe):
     services = validate_inventory(pair(recipe))
-    head, worker = services["spark-a"], services["spark-b"]
+    head, worker = services["spark-a"][0], services["spark-b"][0]
     common = ["vllm", "serve", "org/model", "--port", "8000", "--host", "0.0.0.0", "-tp", "2",
               "--nnodes", "2"]
     assert head.argv == [*common, "--node-rank", "0", "--master-addr", "192.168.177.11",
@@ -65,7 +65,7 @@ def test_each_rank_runs_upstreams_command_with_the_no_ray_flags(recipe):
 
 
 def test_each_rank_gets_upstreams_per_node_environment_and_unlimited_memlock(recipe):
-    worker = validate_inventory(pair(recipe))["spark-b"].compose["services"]["vllm"]
+    worker = validate_inventory(pair(recipe))["spark-b"][0].compose["services"]["vllm"]
     environment = worker["environment"]
     assert environment["VLLM_HOST_IP"] == "192.168.177.12"
     for key in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "UCX_NET_DEVICES",
@@ -88,13 +88,13 @@ def test_the_proxy_routes_to_the_head_only(recipe):
 def test_ray_mode_starts_ray_first_and_serves_with_the_ray_backend(recipe):
     services = validate_inventory(pair(recipe, a={"cluster_executor": "ray"},
                                        b={"cluster_executor": "ray"}))
-    head = services["spark-a"].compose["services"]["vllm"]["command"][2]
+    head = services["spark-a"][0].compose["services"]["vllm"]["command"][2]
     assert head.startswith("ray start --head --port 29501 --node-ip-address 192.168.177.11")
     assert head.splitlines()[-1].endswith("-tp 2 --distributed-executor-backend ray")
-    worker = services["spark-b"].compose["services"]["vllm"]["command"][2]
+    worker = services["spark-b"][0].compose["services"]["vllm"]["command"][2]
     assert worker == ("exec ray start --block --address=192.168.177.11:29501 --node-ip-address "
                       "192.168.177.12 --object-store-memory 1073741824 --num-cpus 2 --disable-usage-stats")
-    assert services["spark-b"].compose["services"]["vllm"]["environment"]["RAY_NODE_IP_ADDRESS"] == (
+    assert services["spark-b"][0].compose["services"]["vllm"]["environment"]["RAY_NODE_IP_ADDRESS"] == (
         "192.168.177.12")
 
 
@@ -137,7 +137,7 @@ def test_the_single_spark_refusal_names_the_cluster_data_to_add(recipe):
 
 
 def test_the_weights_may_fill_every_ranks_share(recipe):
-    head = validate_inventory(pair(recipe))["spark-a"]
+    head = validate_inventory(pair(recipe))["spark-a"][0]
     assert head.weight_limit is None  # the recipe gives no gpu_memory_utilization
 
 
@@ -184,7 +184,7 @@ def test_every_two_node_upstream_recipe_renders_for_two_sparks(name):
     services = validate_inventory(data)
     for rank, host_name in enumerate(("spark-a", "spark-b")):
         # the head's --host follows vllm_expose_to_lan (0.0.0.0, as upstream's defaults)
-        assert services[host_name].argv == upstream_cluster_argv(
+        assert services[host_name][0].argv == upstream_cluster_argv(
             UPSTREAM / name, 2, rank, "192.168.177.11"), host_name
 
 
@@ -197,7 +197,7 @@ def test_the_sandbox_pair_is_a_valid_cluster_on_the_container_link_interfaces():
     hosts = {name: {**sandbox_data(), "secrets_dir": "/nonexistent", **links.node_data(HOST_NAME, rank)}
              for rank, name in enumerate(node_names(2))}
     services = validate_inventory(hosts)
-    head, worker = (services[name] for name in node_names(2))
+    head, worker = (services[name][0] for name in node_names(2))
     assert head.serves_http and not worker.serves_http
     assert head.cluster.head.interface == "eth1" and worker.node.ip == "192.168.177.12"
     assert "--headless" in worker.argv and "--headless" not in head.argv

@@ -136,7 +136,7 @@ def test_gpu_memory_above_090_on_mxfp4_is_an_error_unless_allowed(inventory_data
         validate_inventory(inventory_data(vllm_params={"gpu_memory_utilization": 0.95}))
     allowed = inventory_data(vllm_params={"gpu_memory_utilization": 0.95},
                              vllm_allow_high_gpu_memory_utilization=True)
-    assert validate_inventory(allowed)[PEGASUS].values["gpu_memory_utilization"] == 0.95
+    assert validate_inventory(allowed)[PEGASUS][0].values["gpu_memory_utilization"] == 0.95
 
 
 def test_max_model_len_that_cannot_fit_warns_with_the_estimate(inventory_data):
