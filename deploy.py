@@ -12,6 +12,7 @@ from tasks.nfs import nfs_model_store
 from tasks.page_cache import page_cache_drop
 from tasks.preflight import preflight
 from tasks.ranks import cluster_ranks
+from tasks.relay import relay_service
 from tasks.retired_models import retired_models
 from tasks.services import serving_services
 from tasks.serving import serving_files
@@ -39,4 +40,5 @@ image_changes = vllm_image(plan, _sudo=True)
 retired_models(plan, _sudo=True)
 cluster_ranks(plan, placed, image_changes, _sudo=True)
 serving_services(plan, placed, image_changes, _sudo=True)
+relay_service(plan, _sudo=True)
 watchdog_services(plan, _sudo=True)

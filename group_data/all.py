@@ -389,6 +389,42 @@ proxy_master_key = None
 # Proxy database password (secret): None = generated once and kept in secrets_dir.
 proxy_db_password = None
 
+# --- Relay: Claude and the local models in one conversation (README: The relay) -----------
+# Run the relay beside this host's proxy (HTTP API and MCP endpoint, one key).
+relay_enabled = False
+# Directory holding the relay's compose project, settings and code.
+relay_compose_dir = "/opt/sparkdeploy/relay"
+# Where conversations are kept (one JSON file each; outside the project, kept across deploys).
+relay_data_dir = "/var/lib/sparkdeploy/relay"
+# Image the relay runs in; None = proxy_image (it carries Starlette, httpx and the MCP SDK).
+relay_image = None
+# Address the relay listens on.
+relay_bind_address = "0.0.0.0"
+# Port the relay listens on (HTTP API under /v1, MCP at /mcp).
+relay_port = 4100
+# Seconds to wait for the relay's /health after a (re)start.
+relay_health_timeout = 120
+# Seconds a local model may take for one turn before it is recorded as a failed turn.
+relay_turn_timeout = 600
+# Longest message (and system prompt) accepted, in characters.
+relay_max_message_chars = 100000
+# Most automatic rounds one request may run.
+relay_max_rounds = 20
+# Most participants in one conversation.
+relay_max_participants = 8
+# Highest max_tokens a participant may ask for (also never above half its model's context).
+relay_max_tokens = 32768
+# A participant's max_tokens when it names none (thinking models need more: set it per participant).
+relay_default_max_tokens = 4096
+# Context assumed for a model whose max_model_len the deploy cannot tell (history is trimmed to it).
+relay_default_context_tokens = 8192
+# Relay key (secret): None = generated once and kept in secrets_dir; supply from the environment.
+relay_api_key = None
+# URL clients use for the relay; None = http://<inventory host>:<relay_port>.
+relay_client_url = None
+# Environment variable the Claude Code MCP file reads the relay key from.
+clients_relay_key_env = "SPARKRELAY_API_KEY"
+
 # --- Client configuration (sparkdeploy clients) ------------------------------------------
 # URL clients use for a proxy; None = http://<inventory host>:<proxy_port>.
 proxy_client_url = None

@@ -19,6 +19,9 @@ vllm_model_profiles = {
 }
 proxy_enabled = True
 proxy_site = "sandbox"
+# The relay beside the proxy (in the proxy's stand-in image, like on a Spark).
+relay_enabled = True
+relay_turn_timeout = 60
 
 # What the container backend cannot do (`sparkdeploy sandbox up` also writes these into the
 # host's data, so a backend that can, like the qemu VM, overrides them per host).

@@ -1,4 +1,5 @@
-"""Client configuration for every model a proxy serves: Claude Code, OpenCode, Anthropic SDK.
+"""Client configuration for every model a proxy serves: Claude Code, OpenCode, Anthropic SDK,
+and Claude Code's MCP file for a relay.
 
 Rendered on the workstation from the inventory, so the files always name the models and ports
 the deploy actually serves. No secret is written: every file reads the proxy key from an
@@ -17,8 +18,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from sparkdeploy.data import PROJECT_ROOT
 from sparkdeploy.proxy import site_models
+from sparkdeploy.relay import relay_url
 from sparkdeploy.secrets import secret_store_path
-from sparkdeploy.vllm_service import VllmService
+from sparkdeploy.vllm_service import VllmService, served_context
 
 # PowerShell ends a single-quoted string at any of these; each is escaped by doubling it.
 _PS1_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
@@ -59,7 +61,21 @@ def client_files(hosts_data: Mapping[str, Mapping[str, Any]],
                 files[f"{host_name}/{filename}"] = rendered
         opencode = opencode_config(host_name, data, [by_name[name] for name in names])
         files[f"{host_name}/opencode.json"] = (json.dumps(opencode, indent=2) + "\n", 0o644)
+        if data.get("relay_enabled"):
+            files[f"{host_name}/claude-mcp.json"] = (json.dumps(relay_mcp_config(host_name, data),
+                                                                indent=2) + "\n", 0o644)
     return files
+
+
+def relay_mcp_config(host_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Claude Code's MCP configuration for the host's relay (``claude --mcp-config FILE``, or
+    merged into a project's .mcp.json): Claude Code expands ``${VAR}`` from the environment, so
+    the file holds no key."""
+    return {"mcpServers": {"sparkrelay": {
+        "type": "http",
+        "url": f"{relay_url(host_name, data)}/mcp",
+        "headers": {"Authorization": "Bearer ${" + data["clients_relay_key_env"] + "}"},
+    }}}
 
 
 def launcher_files(model: str, base_url: str, key_env: str,
@@ -83,7 +99,7 @@ def opencode_config(host_name: str, data: Mapping[str, Any], services: list[Vllm
     models = {}
     for service in services:
         entry: dict[str, Any] = {"name": f"{service.served_name} on {service.host_name}"}
-        max_len = _max_model_len(service, data)
+        max_len = served_context(service, data)
         if max_len:
             # Below max_model_len: OpenCode compacts at this size, the server rejects above it.
             context = int(max_len * data["clients_context_fraction"])
@@ -100,14 +116,6 @@ def opencode_config(host_name: str, data: Mapping[str, Any], services: list[Vllm
             "models": models,
         }},
     }
-
-
-def _max_model_len(service: VllmService, data: Mapping[str, Any]) -> int | None:
-    value = service.values.get("max_model_len")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    profile = (data.get("vllm_model_profiles") or {}).get(service.recipe.model or "", {})
-    return profile.get("max_context")
 
 
 def _slug(name: str) -> str:

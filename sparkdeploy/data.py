@@ -22,13 +22,13 @@ DEFAULTS_FILE = PROJECT_ROOT / "group_data" / "all.py"
 # Keys holding a secret: never shown in a message, supplied as a string or a SuppliedSecret.
 SECRET_KEYS = ("vllm_api_key", "cluster_ssh_key", "model_hub_token", "proxy_master_key",
                "proxy_db_password", "watchdog_notify_url", "watchdog_notify_command",
-               "power_cycle_command")
+               "power_cycle_command", "relay_api_key")
 # What a key whose default is None holds when set (a None default cannot say).
 UNSET_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("service_home", "recipe", "vllm_address", "cluster_group",
                      "upstream_checkout_dir", "verify_vllm_url", "model_revision",
-                     "model_hub_endpoint", "model_pip_index_url", "proxy_client_url",
-                     "bench_tokenizer", "bench_corpus"), (str,)),
+                     "model_hub_endpoint", "model_pip_index_url", "proxy_client_url", "relay_client_url",
+                     "relay_image", "bench_tokenizer", "bench_corpus"), (str,)),
     **dict.fromkeys(("cluster_link_addresses", "sshd_key_login_users"), (list, tuple)),
     "gpu_clock_limit_mhz": (int,),
     "vllm_memory_gib": (int, float),

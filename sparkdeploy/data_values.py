@@ -31,20 +31,23 @@ REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 _REPO_SCHEMES = ("https", "http", "ssh", "git", "file")
 
-PORT_KEYS = ("proxy_port", "cluster_master_port", "cluster_ssh_port", "ssh_port")
+PORT_KEYS = ("proxy_port", "relay_port", "cluster_master_port", "cluster_ssh_port", "ssh_port")
 POSITIVE_INT_KEYS = (
     "vllm_health_timeout", "proxy_health_timeout", "deploy_poll_interval", "verify_timeout",
     "upstream_build_timeout", "upstream_build_jobs", "model_download_timeout",
     "model_progress_interval", "service_failure_log_lines", "clients_output_tokens",
-    "spark_memory_gib", "vllm_nofile_limit", "status_timeout",
+    "spark_memory_gib", "vllm_nofile_limit", "status_timeout", "relay_health_timeout",
+    "relay_turn_timeout", "relay_max_message_chars", "relay_max_rounds", "relay_max_participants",
+    "relay_max_tokens", "relay_default_max_tokens", "relay_default_context_tokens",
 )
-HTTP_URL_KEYS = ("model_hub_endpoint", "model_pip_index_url", "proxy_client_url",
+HTTP_URL_KEYS = ("model_hub_endpoint", "model_pip_index_url", "proxy_client_url", "relay_client_url",
                  "verify_vllm_url", "toolkit_repo_url")
 HOST_PATH_KEYS = ("service_home", "vllm_compose_dir", "proxy_compose_dir", "model_fetch_dir",
                   "upstream_checkout_dir", "upstream_build_log_dir", "model_store_nfs_dir",
-                  "model_store_container_dir")
+                  "model_store_container_dir", "relay_compose_dir", "relay_data_dir")
 # secrets that are tokens or passwords (cluster_ssh_key is a multi-line key file)
-ONE_WORD_SECRET_KEYS = ("model_hub_token", "vllm_api_key", "proxy_master_key", "proxy_db_password")
+ONE_WORD_SECRET_KEYS = ("model_hub_token", "vllm_api_key", "proxy_master_key", "proxy_db_password",
+                        "relay_api_key")
 # pyinfra's own connection keys, written into the ssh_config of ``drift --verify``.
 SSH_TEXT_KEYS = ("ssh_hostname", "ssh_user", "ssh_key", "ssh_known_hosts_file")
 
@@ -125,6 +128,7 @@ def one_line(value: Any, source: str, key: str) -> str:
 def _named(present: Mapping[str, Any], source: str) -> None:
     for key, pattern, allowed in (
             ("clients_key_env", _IDENTIFIER, "an environment variable name, e.g. SPARKDEPLOY_PROXY_KEY"),
+            ("clients_relay_key_env", _IDENTIFIER, "an environment variable name, e.g. SPARKRELAY_API_KEY"),
             ("service_user", _ACCOUNT, "a login name, e.g. cluster"),
             ("vllm_container_name", _CONTAINER, "letters, digits, '_', '.', '-'"),
             ("vllm_address", _HOST_NAME, "a host name or address"),
@@ -134,7 +138,7 @@ def _named(present: Mapping[str, Any], source: str) -> None:
 
 
 def _addresses(present: Mapping[str, Any], source: str) -> None:
-    for key in ("vllm_private_address", "proxy_bind_address"):
+    for key in ("vllm_private_address", "proxy_bind_address", "relay_bind_address"):
         if key not in present:
             continue
         try:

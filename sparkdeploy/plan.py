@@ -28,6 +28,7 @@ from sparkdeploy.proxy import (
     secrets_env,
     site_models,
 )
+from sparkdeploy.relay import check_relay_data, relay_documents
 from sparkdeploy.secrets import VLLM_SECRETS, host_secrets
 from sparkdeploy.vllm_service import VllmService, build_vllm_service
 from sparkdeploy.watchdog import (
@@ -74,6 +75,8 @@ class HostPlan:
     cluster: Cluster | None = None
     # the sparkwatch package and its settings (watchdog, watcher, status)
     watch_files: list[RenderedFile] = field(default_factory=list)
+    # the relay's compose project (empty: no relay on this host)
+    relay_files: list[RenderedFile] = field(default_factory=list)
 
     @property
     def vllm(self) -> VllmService | None:
@@ -90,7 +93,7 @@ class HostPlan:
 
     @property
     def files(self) -> list[RenderedFile]:
-        return self.vllm_files + self.proxy_files
+        return self.vllm_files + self.proxy_files + self.relay_files
 
 
 def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[VllmService, ...]]:
@@ -100,6 +103,7 @@ def validate_inventory(hosts_data: Mapping[str, Mapping[str, Any]]) -> dict[str,
         check_types(host_name, data)
         check_values(host_name, data)
         check_watch_data(host_name, data, hosts_data)
+        check_relay_data(host_name, data)
     found = clusters(hosts_data)
     services = {}
     for host_name in hosts_data:
@@ -152,7 +156,7 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
     models = services.get(host_name, ())
     warnings = [warning for service in models for warning in service.warnings]
     model_files = {service.model_name: _vllm_files(host_name, service, data) for service in models}
-    proxy_files = []
+    proxy_files, relay_files = [], []
     if data.get("proxy_enabled"):
         site = site_models(host_name, hosts_data, services)
         if not site:
@@ -166,9 +170,11 @@ def plan_host(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
             and hosts_data[name].get("vllm_api_key_enabled")
         }
         proxy_files = _proxy_files(host_name, data, site, vllm_keys)
+        if data.get("relay_enabled"):
+            relay_files = _relay_files(host_name, data, site, services, hosts_data)
     return HostPlan(host_name, models, model_files, proxy_files, warnings,
                     cluster_of(host_name, clusters(hosts_data)),
-                    _watch_files(host_name, hosts_data, services))
+                    _watch_files(host_name, hosts_data, services), relay_files)
 
 
 def _watch_files(host_name: str, hosts_data: Mapping[str, Mapping[str, Any]],
@@ -217,6 +223,17 @@ def _vllm_files(host_name: str, service: VllmService, data: Mapping[str, Any]) -
     else:
         files.append(RenderedFile(f"{directory}/secrets.env", "", mode="0600", secret=True,
                                   present=False))
+    return files
+
+
+def _relay_files(host_name: str, data: Mapping[str, Any], site: list[dict[str, Any]],
+                 services: Services, hosts_data: Mapping[str, Mapping[str, Any]]) -> list[RenderedFile]:
+    directory = data["relay_compose_dir"]
+    compose, documents = relay_documents(host_name, data, site, services, hosts_data)
+    files = [RenderedFile(f"{directory}/compose.yaml", _compose_yaml(compose, "relay"))]
+    for path, (content, secret) in documents.items():
+        files.append(RenderedFile(f"{directory}/{path}", content, mode="0600" if secret else "0644",
+                                  secret=secret))
     return files
 
 

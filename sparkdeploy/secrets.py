@@ -47,12 +47,14 @@ _GENERATORS = {
     "proxy_db_password": lambda: secrets.token_urlsafe(24),
     "vllm_api_key": lambda: secrets.token_urlsafe(32),
     "cluster_ssh_key": _ssh_private_key,
+    "relay_api_key": lambda: secrets.token_urlsafe(32),
 }
 PROXY_SECRETS = ("proxy_master_key", "proxy_db_password")
 VLLM_SECRETS = ("vllm_api_key",)
 CLUSTER_SECRETS = ("cluster_ssh_key",)
+RELAY_SECRETS = ("relay_api_key",)
 # placed as KEY=value lines of a compose env file, which interpolates $ and strips # comments
-ENV_FILE_SECRETS = PROXY_SECRETS + VLLM_SECRETS
+ENV_FILE_SECRETS = PROXY_SECRETS + VLLM_SECRETS + RELAY_SECRETS
 _ENV_FILE_VALUE = re.compile(r"[A-Za-z0-9\-_.~+/=:@%^*!,]+")
 _MIN_LENGTH = 16  # every copy-pasted tutorial default is shorter
 

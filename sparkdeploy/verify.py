@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from sparkdeploy.proxy import site_models
+from sparkdeploy.relay import relay_url
 from sparkdeploy.vllm_service import VllmService, local_address
 
 TOOL_NAME = "get_weather"
@@ -97,6 +98,10 @@ def plan_targets(selected: list[str], hosts_data: Mapping[str, Mapping[str, Any]
             url = data.get("proxy_client_url") or f"http://{host_name}:{port}"
             models = tuple(entry["model_name"] for entry in site_models(host_name, hosts_data, services))
             targets.append(Target("proxy", host_name, url.rstrip("/"), (local, port), models))
+            if data.get("relay_enabled") and models:
+                port = int(data["relay_port"])
+                targets.append(Target("relay", host_name, relay_url(host_name, data),
+                                      (local_address(data["relay_bind_address"]), port), models[:1]))
     return targets
 
 
@@ -225,6 +230,34 @@ def check_proxy(client: httpx.Client, endpoint: str, model: str) -> list[CheckRe
 
     return [_run(endpoint, model, "/v1/messages tool_use, not streaming", messages),
             _run(endpoint, model, "/v1/messages tool_use, streaming", streamed)]
+
+
+def check_relay(client: httpx.Client, endpoint: str, model: str) -> list[CheckResult]:
+    """The relay refuses a request without its key, and relays one turn to a local model."""
+
+    def refused() -> str:
+        response = httpx.get(client.base_url.join("/v1/conversations"), timeout=client.timeout)
+        if response.status_code != 401:
+            raise CheckFailed(f"HTTP {response.status_code} without the key, not 401")
+        return "401 without the key"
+
+    def round_trip() -> str:
+        created = _json(client.post("/v1/conversations", json={
+            "title": "sparkdeploy verify", "participants": [{"name": "local", "model": model,
+                                                             "max_tokens": _MAX_TOKENS}]}))
+        try:
+            added = _json(client.post(f"/v1/conversations/{created['id']}/messages",
+                                      json={"content": "Say hello in one short sentence."}))["messages"]
+        finally:
+            client.delete(f"/v1/conversations/{created['id']}")
+        reply = added[-1]
+        if reply.get("error") or not reply.get("finish_reason"):
+            raise CheckFailed(f"the turn failed: {reply.get('error') or 'no finish_reason'}")
+        length = len(reply.get("content") or "")
+        return f"reply of {length} characters, finish_reason {reply['finish_reason']}"
+
+    return [_run(endpoint, model, "refuses a request without the key", refused),
+            _run(endpoint, model, "relayed turn (create, say, delete)", round_trip)]
 
 
 def format_table(results: list[CheckResult]) -> str:

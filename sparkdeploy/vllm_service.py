@@ -118,6 +118,15 @@ def local_url(bind_address: str, port: int) -> str:
     return f"http://{local_address(bind_address)}:{port}"
 
 
+def served_context(service: VllmService, data: Mapping[str, Any]) -> int | None:
+    """The context a model serves: the recipe's max_model_len, else its profile's max_context."""
+    value = service.values.get("max_model_len")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    profile = (data.get("vllm_model_profiles") or {}).get(service.recipe.model or "", {})
+    return profile.get("max_context")
+
+
 def build_vllm_service(host_name: str, data: Mapping[str, Any],
                        cluster: Cluster | None = None) -> VllmService | None:
     """Validate the host's recipe and data and build its compose project (None: serves no model).

@@ -5,14 +5,12 @@ from (its memory is free before the new one profiles). Weights stay for a switch
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
 
 from sparkdeploy.plan import HostPlan
 from sparkdeploy.serving_facts import ModelProjects
+from tasks.services import take_down
 
 
 @deploy("Models no longer served")
@@ -22,16 +20,5 @@ def retired_models(plan: HostPlan) -> None:
     for directory in host.get_fact(ModelProjects, base=host.data.vllm_compose_dir, _sudo=sudo):
         if directory in served:
             continue
-        # emitted only for a project the ModelProjects fact found on the host
-        server.shell(
-            name=f"Stop the model no longer served (docker compose down in {directory})",
-            commands=[f"docker compose --project-directory {shlex.quote(directory)} down"],
-        )
-        files.directory(
-            name=f"Remove its compose project {directory}",
-            path=directory,
-            present=False,
-            user="root",
-            group="root",
-            mode="0755",
-        )
+        # only for a project the ModelProjects fact found on the host
+        take_down("the model no longer served", directory)

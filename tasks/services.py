@@ -9,13 +9,14 @@ liveliness and fails with the container's last log lines when they do not come u
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import docker, python, server
+from pyinfra.operations import docker, files, python, server
 from pyinfra.operations.util import any_changed
 
 from sparkdeploy.page_cache import DROP_COMMAND
@@ -37,7 +38,7 @@ def serving_services(plan: HostPlan, placed: ServingFiles,
             continue  # a cluster's ranks: tasks/ranks.py
         vllm = service.compose["services"]["vllm"]
         image = host.get_fact(ImageMade, image=vllm["image"], _sudo=_sudo())
-        _bring_up(
+        bring_up(
             what=f"vLLM {service.model_name}".rstrip(),
             directory=service.compose_dir,
             containers=[service.container_name],
@@ -49,7 +50,7 @@ def serving_services(plan: HostPlan, placed: ServingFiles,
         )
     if plan.proxy_files:
         services = proxy_compose(host.data.dict())["services"]
-        _bring_up(
+        bring_up(
             what="the LiteLLM proxy",
             directory=host.data.proxy_compose_dir,
             containers=[service["container_name"] for service in services.values()],
@@ -59,7 +60,7 @@ def serving_services(plan: HostPlan, placed: ServingFiles,
         )
 
 
-def _bring_up(what: str, directory: str, containers: list[str], changes: list[OperationMeta],
+def bring_up(what: str, directory: str, containers: list[str], changes: list[OperationMeta],
               url: str, timeout: int, before_start: Callable[[dict[str, Any]], None] | None = None,
               image_id: str | None = None) -> None:
     """Start the project when its files or image changed in this run, or unconditionally when a
@@ -87,6 +88,23 @@ def _bring_up(what: str, directory: str, containers: list[str], changes: list[Op
         **condition,
     )
     wait_until_answers(what, url, containers[0], timeout, condition)
+
+
+def take_down(what: str, directory: str) -> None:
+    """Stop a compose project no longer wanted and remove its directory (call it only for a
+    project a fact found on the host: nothing else gates these operations)."""
+    server.shell(
+        name=f"Stop {what} (docker compose down in {directory})",
+        commands=[f"docker compose --project-directory {shlex.quote(directory)} down"],
+    )
+    files.directory(
+        name=f"Remove its compose project {directory}",
+        path=directory,
+        present=False,
+        user="root",
+        group="root",
+        mode="0755",
+    )
 
 
 def wait_until_answers(what: str, url: str, container: str, timeout: int,

@@ -1,6 +1,6 @@
 """Stop, start or show the serving stack on demand (``stack.py``), outside a full deploy.
 
-Stop takes the proxy down before vLLM (clients get a refused connection, not a half answer);
+Stop takes the relay and the proxy down before vLLM (clients get a refused connection, not a half answer);
 start is the deploy's own bring-up with nothing changed, so it starts exactly the containers
 that are not running, drops the page cache before vLLM, and waits for both to answer.
 """
@@ -15,6 +15,7 @@ from pyinfra.operations import python, server
 
 from sparkdeploy.errors import ConfigError
 from sparkdeploy.plan import HostPlan
+from tasks.relay import start_relay
 from tasks.services import serving_services
 from tasks.serving import ServingFiles
 
@@ -29,6 +30,8 @@ def serving_stack(plan: HostPlan, action: str) -> None:
     projects = _projects(plan)
     if action == "start":
         serving_services(plan, ServingFiles(), [])
+        if plan.relay_files:
+            start_relay([])
     elif action == "stop":
         for what, directory in reversed(projects):
             # An explicit operator action: it is meant to run every time it is asked for.
@@ -45,6 +48,8 @@ def _projects(plan: HostPlan) -> list[tuple[str, str]]:
     projects += [(f"vLLM {service.model_name}".rstrip(), service.compose_dir) for service in plan.models]
     if plan.proxy_files:
         projects.append(("the LiteLLM proxy", host.data.proxy_compose_dir))
+    if plan.relay_files:
+        projects.append(("the relay", host.data.relay_compose_dir))
     return projects
 
 

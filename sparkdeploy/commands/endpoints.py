@@ -15,7 +15,7 @@ import httpx
 from pyinfra.api import Inventory
 
 from sparkdeploy.errors import ConfigError
-from sparkdeploy.secrets import PROXY_SECRETS, VLLM_SECRETS, host_secrets
+from sparkdeploy.secrets import PROXY_SECRETS, RELAY_SECRETS, VLLM_SECRETS, host_secrets
 from sparkdeploy.tunnel import SshTunnel
 from sparkdeploy.verify import Target
 
@@ -51,9 +51,11 @@ def endpoint_url(target: Target, data: Mapping[str, Any], tunnels: dict[str, Ssh
 
 
 def endpoint_key(target: Target, data: Mapping[str, Any]) -> str | None:
-    """The bearer key the target requires: the proxy's master key, vLLM's key when enabled."""
+    """The bearer key the target requires: the proxy's master key, the relay's, vLLM's when enabled."""
     if target.kind == "proxy":
         return host_secrets(target.host_name, data, PROXY_SECRETS)["proxy_master_key"]
+    if target.kind == "relay":
+        return host_secrets(target.host_name, data, RELAY_SECRETS)["relay_api_key"]
     if data.get("vllm_api_key_enabled"):
         return host_secrets(target.host_name, data, VLLM_SECRETS)["vllm_api_key"]
     return None

@@ -1,4 +1,4 @@
-"""``sparkdeploy secrets``: rotate a generated secret, or hand the proxy key to clients.
+"""``sparkdeploy secrets``: rotate a generated secret, or hand the proxy and relay keys to clients.
 
 Secrets are never printed: ``export`` writes them to a file of mode 0600.
 """
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from sparkdeploy.commands.options import add_inventory_options, load_hosts, require_host
-from sparkdeploy.secrets import forget, host_secrets, write_env_file
+from sparkdeploy.secrets import RELAY_SECRETS, forget, host_secrets, write_env_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                 "a new one and restarts what uses it")
     rotate.add_argument("host", help="inventory host name")
     rotate.add_argument("--name", default="proxy_master_key",
-                        help="proxy_master_key (default) or vllm_api_key")
-    export = actions.add_parser("export", help="write the proxy key as an env file (mode 0600) "
-                                "for the client files: set -a; . FILE")
+                        help="proxy_master_key (default), vllm_api_key or relay_api_key")
+    export = actions.add_parser("export", help="write the proxy key (and the relay's) as an env "
+                                "file (mode 0600) for the client files: set -a; . FILE")
     export.add_argument("host", help="inventory host running the proxy")
     export.add_argument("--to", required=True, type=Path, help="file to write")
     for action in (rotate, export):
@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not host_data.get("proxy_enabled"):
         print(f"sparkdeploy: host {args.host!r} runs no proxy", file=sys.stderr)
         return 1
-    key = host_secrets(args.host, host_data)["proxy_master_key"]
-    write_env_file(args.to, {host_data["clients_key_env"]: key})
+    keys = {host_data["clients_key_env"]: host_secrets(args.host, host_data)["proxy_master_key"]}
+    if host_data.get("relay_enabled"):
+        keys[host_data["clients_relay_key_env"]] = host_secrets(args.host, host_data,
+                                                                RELAY_SECRETS)["relay_api_key"]
+    write_env_file(args.to, keys)
     print(f"wrote {args.to} (mode 0600)")
     return 0

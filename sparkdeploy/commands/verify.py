@@ -22,6 +22,7 @@ from sparkdeploy.verify import (
     CheckResult,
     check_proxy,
     check_rank,
+    check_relay,
     check_tensor_parallel,
     check_vllm,
     format_table,
@@ -34,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="check tool calling on each served model, on vLLM and through the proxy",
         description="Per served model: /v1/models, a forced tool call, JSON arguments and a "
         "role: tool round trip on vLLM; /v1/messages tool_use through each proxy, streaming and "
-        "not. Exit status 1 when any check fails.")
+        "not; a relayed turn through each relay. Exit status 1 when any check fails.")
     add_limit_option(parser)
     add_inventory_options(parser)
     parser.set_defaults(run=run)
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
                                 results.append(check_tensor_parallel(
                                     target.endpoint, model, target.tensor_parallel, seen))
                             fingerprints |= seen
+                        elif target.kind == "relay":
+                            results += check_relay(client, target.endpoint, model)
                         else:
                             results += check_proxy(client, target.endpoint, model)
             except (OSError, paramiko.SSHException) as exc:

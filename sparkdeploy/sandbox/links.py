@@ -55,6 +55,8 @@ def node_data(group: str, rank: int) -> dict[str, Any]:
         # the pair's tests stop and restart ranks on purpose: a rank waiting for its peers is
         # loading, not wedged (the head's watchdog still probes, with this patience)
         "watchdog_start_grace": 600,
+        # the relay is no cluster matter (the single sandbox covers it): the pair flow stays short
+        "relay_enabled": False,
     }
     if rank:
         data["proxy_enabled"] = False

@@ -77,6 +77,7 @@ def host_data_overrides() -> dict[str, Any]:
         "models": [],
         "vllm_memory_gib": None,
         "proxy_enabled": False,
+        "relay_enabled": False,
         # earlyoom's Spark floors (4 and 2 GiB) reach the VM's whole memory: it would kill at once.
         "earlyoom_memory_term_kib": 262144,
         "earlyoom_memory_kill_kib": 131072,

@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import anthropic
 import openai
 import pytest
 import yaml
-from loopback_servers import REPO, STANDIN_SCRIPT, free_port, stop, wait_until_up
+from loopback_servers import REPO, STANDIN_SCRIPT, free_port, standin_server, stop, wait_until_up
 
 from sparkdeploy.proxy import CALLBACK_MODULE, litellm_config, site_models
 
@@ -95,17 +94,8 @@ def standin_module() -> ModuleType:
 def standin(tmp_path_factory) -> Iterator[Standin]:
     """The stand-in vLLM on a free loopback port."""
     workdir = tmp_path_factory.mktemp("standin")
-    port, log = free_port(), workdir / "server.log"
-    server = Standin(port, workdir / "requests.jsonl")
-    command = [sys.executable, str(STANDIN_SCRIPT), "--host", "127.0.0.1", "--port", str(port),
-               "--served-model-name", SERVED_MODEL, "--request-log", str(server.request_log)]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process, 20, log)
-        yield server
-    finally:
-        stop(process)
+    with standin_server(workdir, [SERVED_MODEL]) as port:
+        yield Standin(port, workdir / "requests.jsonl")
 
 
 def proxy_config(standin_port: int) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -46,3 +49,19 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def standin_server(workdir: Path, served_names: list[str], *options: str) -> Iterator[int]:
+    """The stand-in vLLM on a free loopback port, logging request bodies to workdir/requests.jsonl."""
+    port, log = free_port(), workdir / "server.log"
+    command = [sys.executable, str(STANDIN_SCRIPT), "--host", "127.0.0.1", "--port", str(port),
+               "--served-model-name", *served_names, "--request-log", str(workdir / "requests.jsonl"),
+               *options]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process, 20, log)
+        yield port
+    finally:
+        stop(process)

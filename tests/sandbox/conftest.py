@@ -116,7 +116,8 @@ def changed_ops(deploy_file: str):
 def containers(on_sandbox, sandbox_data):
     """Container name -> (id, started at) of the serving stack, read on demand."""
     base = sandbox_data["vllm_container_name"]
-    names = [base, *(f"{base}-{model['name']}" for model in sandbox_data["models"]), "litellm", "litellm-db"]
+    names = [base, *(f"{base}-{model['name']}" for model in sandbox_data["models"]), "litellm", "litellm-db",
+             "sparkrelay"]
 
     def read() -> dict[str, tuple[str, str]]:
         lines = on_sandbox("docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}}' "

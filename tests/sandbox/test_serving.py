@@ -26,7 +26,9 @@ def image_label(on_sandbox, image: str) -> dict[str, Any]:
 def test_verify_passes_through_the_real_proxy_with_the_callback(converged, sparkdeploy, on_sandbox):
     result = sparkdeploy("verify", "--limit", HOST_NAME)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 12 and "FAIL" not in result.stdout  # 6 per model
+    # 6 per model, 2 for the relay (refused without its key, a relayed turn)
+    assert result.stdout.count("PASS") == 14 and "FAIL" not in result.stdout
+    assert "relayed turn (create, say, delete)" in result.stdout
     assert "system_fingerprint: fp_standin_vllm" in result.stdout
     assert "litellm_tool_fix" in on_sandbox("cat /opt/sparkdeploy/litellm/config.yaml")
 

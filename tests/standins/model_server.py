@@ -1,11 +1,14 @@
 """A stand-in for gpt-oss served by vLLM: an OpenAI-compatible server with canned, selectable replies.
 
 It answers like ``vllm serve openai/gpt-oss-120b --tool-call-parser openai --reasoning-parser
-openai_gptoss``: clean ``tool_calls`` when tools are offered and the user names one, text otherwise,
+openai_gptoss``: clean ``tool_calls`` when tools are offered and the user names one, text otherwise
+(after a tool result, a reply quoting it),
 with a ``reasoning`` field and a ``system_fingerprint``. A marker in the last user message replays
 the failures the proxy's tool-fix callback repairs, as vLLM puts them in ``content``:
 
     [clean]               the default behaviour above
+    [call:NAME]           a call to the offered tool NAME, whatever else the message names (a
+                          client such as Claude Code names many tools in its own text)
     [text]                a text reply even when a tool is named
     [harmony-leak]        one tool call leaked as Harmony text (special tokens kept)
     [harmony-leak-2]      two leaked tool calls
@@ -45,6 +48,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import sys
 import threading
 import time
@@ -55,6 +59,7 @@ from typing import Any, TextIO
 
 SYSTEM_FINGERPRINT = "fp_standin_vllm"
 TEXT_REPLY = "Hello from the stand-in model. Nothing to do."
+TOOL_RESULT_REPLY = "The tool answered: "
 REASONING = "The user wants this done; a tool call is the way."
 STREAM_PIECE_CHARS = 7  # small deltas, so Harmony markers straddle chunks as they do from vLLM
 FILLER_TOKEN = " token"
@@ -90,12 +95,26 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def _trailing_user_text(body: dict[str, Any]) -> str:
+    """Every user message since the last assistant or tool turn (a client may add its own user
+    message after the prompt)."""
+    texts = []
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            break
+        texts.append(_text_of(message.get("content")))
+    return " ".join(reversed(texts))
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
+
+
+_SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 
 
 def offered_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,21 +128,24 @@ def offered_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def chosen_tools(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
-    """The offered tools the user names, in order of mention (the first offered one when none is)."""
+    """The offered tools the user names, in order of mention (the first offered one when none is);
+    what a client adds in ``<system-reminder>`` blocks (Claude Code lists tools there) is no mention."""
     tools = offered_tools(body)
-    text = _last_user_text(body)
+    text = _SYSTEM_REMINDER.sub("", _last_user_text(body))
     named = sorted((tool for tool in tools if tool["name"] in text), key=lambda t: text.index(t["name"]))
     picked = named or tools[:1]
     return (picked * count)[:count] if picked else []
 
 
-def example_arguments(tool: dict[str, Any], variant: int = 0) -> dict[str, Any]:
-    """Valid arguments for a tool, from its JSON schema's required properties."""
+def example_arguments(tool: dict[str, Any], variant: int = 0, model: str = "") -> dict[str, Any]:
+    """Valid arguments for a tool, from its JSON schema's required properties (a ``model``
+    argument names the model answering, so a relay tool reaches a model that is served)."""
     schema = tool["parameters"]
     properties = schema.get("properties") or {}
     arguments: dict[str, Any] = {}
     for name in schema.get("required") or list(properties)[:1]:
-        arguments[name] = _example_value(name, properties.get(name) or {}, variant)
+        arguments[name] = (model if name == "model" and model
+                           else _example_value(name, properties.get(name) or {}, variant))
     return arguments
 
 
@@ -151,7 +173,13 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
     tools = offered_tools(body)
     if "capital of france" in _last_user_text(body).lower():
         return _text_reply("Paris.")
-    if after_tool or not tools or mode == "text":
+    asked = _trailing_user_text(body)
+    forced = [tool for tool in tools if f"[call:{tool['name']}]" in asked]
+    if forced and not after_tool:
+        return _tool_call_reply(forced[:1], str(body.get("model") or ""))
+    if after_tool:
+        return _text_reply(TOOL_RESULT_REPLY + _text_of(body["messages"][-1].get("content"))[:4000])
+    if not tools or mode == "text":
         return _text_reply(TEXT_REPLY)
     if mode == "harmony-thinking":
         reply = _text_reply(TEXT_REPLY)
@@ -165,9 +193,9 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
                      + _harmony_call(tool["name"], json.dumps(example_arguments(tool))))
         return _text_reply("", reasoning=reasoning)
     if mode == "clean":
-        if not any(tool["name"] in _last_user_text(body) for tool in tools):
+        if not any(tool["name"] in _SYSTEM_REMINDER.sub("", _last_user_text(body)) for tool in tools):
             return _text_reply(TEXT_REPLY)
-        return _tool_call_reply(chosen_tools(body, 1))
+        return _tool_call_reply(chosen_tools(body, 1), str(body.get("model") or ""))
     # The analysis is in the leaked text: vLLM's parser gave up before splitting out reasoning.
     return _text_reply(_leaked_content(mode, body), reasoning=None)
 
@@ -176,9 +204,10 @@ def _text_reply(content: str, reasoning: str | None = REASONING) -> dict[str, An
     return {"content": content, "reasoning": reasoning, "tool_calls": [], "finish_reason": "stop"}
 
 
-def _tool_call_reply(tools: list[dict[str, Any]]) -> dict[str, Any]:
+def _tool_call_reply(tools: list[dict[str, Any]], model: str = "") -> dict[str, Any]:
     calls = [{"id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function",
-              "function": {"name": tool["name"], "arguments": json.dumps(example_arguments(tool))}}
+              "function": {"name": tool["name"],
+                           "arguments": json.dumps(example_arguments(tool, model=model))}}
              for tool in tools]
     return {"content": None, "reasoning": REASONING, "tool_calls": calls, "finish_reason": "tool_calls"}
 
