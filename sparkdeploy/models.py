@@ -36,17 +36,17 @@ class ModelEntry:
     group: str | None = None
     active: bool = True
 
-    @property
-    def label(self) -> str:
-        return "recipe" if self.name == PRIMARY else f"models[{self.name!r}]"
-
 
 def model_entries(host_name: str, data: Mapping[str, Any]) -> list[ModelEntry]:
     """Every model the host's data declares, active or not, the recipe first."""
     more = data.get("models") or []
-    if not more:
-        return [ModelEntry(PRIMARY, data)] if data.get("recipe") else []
     source = f"host {host_name!r} data"
+    if not more:
+        if data.get("models_active"):
+            raise ConfigError(source, "models_active", "chooses among exclusive groups of models, "
+                              "and this host has no models beside its recipe",
+                              allowed="{} (or models with exclusive_group)")
+        return [ModelEntry(PRIMARY, data)] if data.get("recipe") else []
     if data.get("cluster_group"):
         raise ConfigError(source, "models", "several models on one host is for a single Spark; "
                           f"this host is in cluster {data['cluster_group']!r}",

@@ -178,6 +178,13 @@ def test_three_way_the_caller_moderates_and_each_sees_the_replies_before_its_own
     assert [m["index"] for m in full["messages"]] == [0, 1, 2, 3, 4]
 
 
+def test_a_reply_cut_by_max_tokens_says_length(api):
+    conversation = create(api, {"name": "Thinker", "model": MODELS[1], "max_tokens": 5})
+    reply = api.post(f"/v1/conversations/{conversation['id']}/messages",
+                     json={"content": "[long] Think it all through."}).json()["messages"][-1]
+    assert (reply["finish_reason"], reply["content"]) == ("length", "step0 step1 step2 step3 step4")
+
+
 def test_a_restart_mid_conversation_loses_nothing(relay, upstream):
     with relay.client() as api:
         conversation = create(api, ANN)

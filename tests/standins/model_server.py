@@ -7,6 +7,8 @@ with a ``reasoning`` field and a ``system_fingerprint``. A marker in the last us
 the failures the proxy's tool-fix callback repairs, as vLLM puts them in ``content``:
 
     [clean]               the default behaviour above
+    [long]                a long answer (a thinking model's), cut at ``max_tokens`` words with
+                          ``finish_reason: length`` as vLLM does
     [call:NAME]           a call to the offered tool NAME, whatever else the message names (a
                           client such as Claude Code names many tools in its own text)
     [text]                a text reply even when a tool is named
@@ -60,6 +62,7 @@ from typing import Any, TextIO
 SYSTEM_FINGERPRINT = "fp_standin_vllm"
 TEXT_REPLY = "Hello from the stand-in model. Nothing to do."
 TOOL_RESULT_REPLY = "The tool answered: "
+LONG_REPLY_WORDS = 200
 REASONING = "The user wants this done; a tool call is the way."
 STREAM_PIECE_CHARS = 7  # small deltas, so Harmony markers straddle chunks as they do from vLLM
 FILLER_TOKEN = " token"
@@ -173,6 +176,8 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
     tools = offered_tools(body)
     if "capital of france" in _last_user_text(body).lower():
         return _text_reply("Paris.")
+    if "[long]" in _last_user_text(body):
+        return _long_reply(body.get("max_tokens"))
     asked = _trailing_user_text(body)
     forced = [tool for tool in tools if f"[call:{tool['name']}]" in asked]
     if forced and not after_tool:
@@ -198,6 +203,13 @@ def build_reply(body: dict[str, Any]) -> dict[str, Any]:
         return _tool_call_reply(chosen_tools(body, 1), str(body.get("model") or ""))
     # The analysis is in the leaked text: vLLM's parser gave up before splitting out reasoning.
     return _text_reply(_leaked_content(mode, body), reasoning=None)
+
+
+def _long_reply(max_tokens: Any) -> dict[str, Any]:
+    words = [f"step{index}" for index in range(LONG_REPLY_WORDS)]
+    if isinstance(max_tokens, int) and max_tokens < len(words):
+        return {**_text_reply(" ".join(words[:max_tokens])), "finish_reason": "length"}
+    return _text_reply(" ".join(words))
 
 
 def _text_reply(content: str, reasoning: str | None = REASONING) -> dict[str, Any]:

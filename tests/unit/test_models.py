@@ -86,6 +86,11 @@ def test_an_exclusive_group_runs_only_its_chosen_member_and_budgets_its_largest(
         validate_inventory(spark(models=models, models_active={"side": "other"}))
 
 
+def test_a_choice_of_group_without_models_beside_the_recipe_is_refused():
+    with pytest.raises(ConfigError, match=r"'models_active': chooses among exclusive groups"):
+        validate_inventory(spark(models=[], models_active={"side": "qwen"}))
+
+
 def test_a_member_that_cannot_hold_its_model_is_refused_even_while_it_is_stopped():
     # the coder serves gpt-oss-120b's weights: 44 GiB cannot hold it, and a switch would fail
     models = [{"name": "qwen", "recipe": QWEN, "memory_gib": 44, "exclusive_group": "side"},
