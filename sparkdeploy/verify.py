@@ -4,7 +4,8 @@ Per model on vLLM, the seed's four-step check: ``/v1/models`` lists the served n
 tool call ends with ``finish_reason: tool_calls``; its arguments parse as JSON; a second turn
 carrying a ``role: tool`` result ends with ``stop``. Through each proxy, per model of its site,
 what Claude Code depends on: ``/v1/messages`` with a tool returns a ``tool_use`` block and
-``stop_reason: tool_use``, streaming and not. Every check yields a result, failing ones say why,
+``stop_reason: tool_use``, streaming and not. Through each relay: no answer without its key, and
+one relayed turn to the site's first model. Every check yields a result, failing ones say why,
 and the server's ``system_fingerprint`` is kept so a report shows which build answered.
 """
 

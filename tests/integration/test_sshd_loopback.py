@@ -82,6 +82,9 @@ def loopback_sshd() -> Iterator[LoopbackSshd]:
     for name in ("host_ed25519", "client_ed25519"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)],
                        check=True)
+    # sshd (even sshd -T, which the kex fact runs) refuses to run without its privilege
+    # separation directory, which only a running sshd service leaves behind on a fresh boot
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     host_kex = _run_fact(SshdKexAlgorithms().command(documented_defaults()["sshd_kex_post_quantum"]))
     port = free_port()
     # Test-only values first (sshd keeps the first): where to listen, the temporary host key, the
@@ -94,7 +97,6 @@ def loopback_sshd() -> Iterator[LoopbackSshd]:
     sshd_state.live.write_text(hardened_dropin(host_kex))
     sshd_state.live.chmod(0o600)
     _authorize(directory / "keys" / "root", _public(directory / "client_ed25519"))
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     log = open(directory / "sshd.log", "w")  # noqa: SIM115 (closed below)
     sshd_state.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(directory / "sshd_config")],
                                           stdout=log, stderr=subprocess.STDOUT)
