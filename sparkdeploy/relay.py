@@ -68,7 +68,8 @@ def relay_settings(data: Mapping[str, Any]) -> dict[str, Any]:
         "upstream_url": _PROXY_URL,
         "models_file": f"{_APP_DIR}/{REREAD_FILE}",
         **{setting: data[key] for key, setting in _LIMIT_KEYS.items()},
-        "max_body_bytes": 4 * data["relay_max_message_chars"] + 65536,
+        # every field at its longest, each character escaped in JSON (\\uXXXX: 6 bytes)
+        "max_body_bytes": (data["relay_max_participants"] + 1) * 6 * data["relay_max_message_chars"] + 65536,
         "data_dir": _CONTAINER_DATA,
         "listen_address": "0.0.0.0",
         "port": _CONTAINER_PORT,

@@ -21,9 +21,11 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/+-]{0,99}\Z")
 NAMES_ALLOWED = "1-100 letters, digits, spaces or ._:/+-, starting with a letter or digit"
 SAMPLING = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 PARTICIPANT_KEYS = {"name", "model", "system", "max_tokens", *SAMPLING}
-# characters per token, counted low so an estimate errs towards trimming
-CHARS_PER_TOKEN = 3
+# UTF-8 bytes per token, counted low so an estimate errs towards trimming
+BYTES_PER_TOKEN = 3
 MESSAGE_OVERHEAD_TOKENS = 8
+# the turns _merged may add (an opening and a "your turn" note)
+_FRAMING_TOKENS = 2 * (MESSAGE_OVERHEAD_TOKENS + 16)
 
 
 class BadRequest(ValueError):
@@ -105,6 +107,12 @@ def _participant(index: int, item: Any, served: list[str], limits: Limits,
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= most:
         raise BadRequest(f"{where}.max_tokens: a whole number from 1 to {most} (half of {model}'s "
                          f"context of {contexts[model]} tokens, at most {limits.max_tokens})")
+    room = contexts[model] - max_tokens - estimate_tokens([{"content": system}]) - _FRAMING_TOKENS
+    if room < contexts[model] // 4:
+        raise BadRequest(f"{where}.system: about {estimate_tokens([{'content': system}])} tokens with "
+                         f"max_tokens {max_tokens} leave {max(room, 0)} of {model}'s "
+                         f"{contexts[model]} for the conversation; at most three quarters of the "
+                         "context may go to the system prompt and the reply")
     participant = {"name": name, "model": model, "system": system, "max_tokens": max_tokens}
     for key, (low, high) in SAMPLING.items():
         if key in item:
@@ -171,32 +179,41 @@ def history_for(conversation: Mapping[str, Any], speaker: Mapping[str, Any],
         else:
             turns.append({"role": "user", "content": f"[{message['speaker']}] {message['content']}"})
     system = {"role": "system", "content": system_prompt(conversation, speaker)}
-    budget = context_tokens - speaker["max_tokens"] - estimate_tokens([system])
-    trimmed = 0
-    while len(turns) > 1 and estimate_tokens(turns) > budget:
+    budget = context_tokens - speaker["max_tokens"] - estimate_tokens([system]) - _FRAMING_TOKENS
+    sizes = [estimate_tokens([turn]) for turn in turns]
+    total, trimmed = sum(sizes), 0
+    while len(turns) > 1 and total > budget:
         turns.pop(0)
+        total -= sizes[trimmed]
         trimmed += 1
-    if estimate_tokens(turns) > budget:
-        raise ContextFull(f"the newest message alone needs about {estimate_tokens(turns)} tokens; "
+    if total > budget:
+        raise ContextFull(f"the newest message alone needs about {total} tokens; "
                           f"{speaker['name']} ({speaker['model']}) has {max(budget, 0)} left after "
                           f"its system prompt and max_tokens {speaker['max_tokens']}")
-    return [system, *_merged(turns)], trimmed
-
+    return [system, *_merged(turns, trimmed)], trimmed
 
 
 def estimate_tokens(messages: list[dict[str, str]]) -> int:
-    return sum(len(m["content"]) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS for m in messages)
+    """Tokens a chat template makes of ``messages``, estimated from UTF-8 bytes (a byte-level
+    tokenizer makes at most one token per byte; three per token is English prose, and CJK text
+    counts a token per character): errs towards trimming, no tokenizer needed."""
+    return sum(len(m["content"].encode()) // BYTES_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
-def _merged(turns: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Consecutive turns of one role joined (many chat templates require roles to alternate);
-    the history ends with a user turn, as a chat completion needs."""
+def _merged(turns: list[dict[str, str]], trimmed: int) -> list[dict[str, str]]:
+    """Consecutive turns of one role joined and the history starting and ending with a user turn
+    (many chat templates require roles to alternate from the user's; a completion needs the
+    user's last)."""
     merged: list[dict[str, str]] = []
     for turn in turns:
         if merged and merged[-1]["role"] == turn["role"]:
             merged[-1] = {"role": turn["role"], "content": merged[-1]["content"] + "\n\n" + turn["content"]}
         else:
             merged.append(dict(turn))
+    if merged and merged[0]["role"] == "assistant":
+        opening = (f"[relay] {trimmed} earlier messages are left out." if trimmed
+                   else "[relay] You opened the conversation.")
+        merged.insert(0, {"role": "user", "content": opening})
     if not merged or merged[-1]["role"] != "user":
         merged.append({"role": "user", "content": "[relay] Your turn."})
     return merged
@@ -215,4 +232,4 @@ def forked(conversation: Mapping[str, Any], at: Any) -> dict[str, Any]:
 def summary(conversation: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": conversation["id"], "title": conversation["title"], "created": conversation["created"],
             "participants": [p["name"] for p in conversation["participants"]],
-            "messages": len(conversation["messages"]), "forked_from": conversation["forked_from"]}
+            "messages": len(conversation["messages"]), "forked_from": conversation.get("forked_from")}

@@ -52,7 +52,7 @@ def create_app(relay: Relay, api_key: str, mcp_app: ASGIApp, lifespan: Any,
             await relay.delete(conversation_id)
             return JSONResponse({"deleted": conversation_id})
         since = request.query_params.get("since", "0")
-        if not since.isdigit():
+        if not (since.isascii() and since.isdigit() and len(since) <= 9):
             raise RelayError(400, "since: a message index (a whole number)")
         return JSONResponse(relay.read(conversation_id, int(since)))
 
@@ -102,12 +102,15 @@ class KeyRequired:
         self._key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
+        if scope["type"] == "lifespan" or scope["path"] in OPEN_PATHS or self._authorized(scope):
             await self.app(scope, receive, send)
             return
         response = JSONResponse({"error": "a valid relay key is required (Authorization: Bearer "
                                           "<key> or x-api-key: <key>)"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})  # no other kind is served
+            return
         await response(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:

@@ -8,6 +8,7 @@ record holds every turn that completed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -77,7 +78,7 @@ class Relay:
         async with self._lock(conversation_id):
             self._load(conversation_id)
             self.store.delete(conversation_id)
-            self._locks.pop(conversation_id, None)
+        self._locks.pop(conversation_id, None)
         log.info("conversation %s deleted", conversation_id)
 
     def fork(self, conversation_id: str, at: Any) -> dict[str, Any]:
@@ -174,8 +175,18 @@ class Relay:
         except Corrupt as exc:
             raise RelayError(409, str(exc)) from None
 
-    def _lock(self, conversation_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(conversation_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _lock(self, conversation_id: str):
+        """The conversation's lock, held for one exchange; kept only while the conversation
+        exists (an unknown id leaves nothing behind)."""
+        lock = self._locks.setdefault(_checked(c.check_id, conversation_id), asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        except RelayError:
+            if not self.store.path(conversation_id).exists():
+                self._locks.pop(conversation_id, None)
+            raise
 
 
 class ModelsFile:

@@ -16,6 +16,9 @@ from typing import Any
 
 from sparkrelay.conversations import check_id, summary
 
+# what a conversation file holds at its top level
+_SHAPE = {"title": str, "caller": str, "created": str, "participants": list, "messages": list}
+
 
 class NotFound(LookupError):
     pass
@@ -43,9 +46,13 @@ class ConversationStore:
             conversation = json.loads(text)
         except ValueError as exc:
             raise Corrupt(f"{path} is not valid JSON ({exc}); it is left as it is") from None
-        if not isinstance(conversation, dict) or conversation.get("id") != conversation_id \
-                or not isinstance(conversation.get("messages"), list):
+        if not isinstance(conversation, dict) or conversation.get("id") != conversation_id:
             raise Corrupt(f"{path} does not hold conversation {conversation_id}; it is left as it is")
+        wrong = [key for key, kind in _SHAPE.items() if not isinstance(conversation.get(key), kind)]
+        if wrong or not all(isinstance(item, dict) for key in ("participants", "messages")
+                            for item in conversation[key]):
+            raise Corrupt(f"{path} is not a conversation the relay wrote ({', '.join(wrong) or 'entries'} "
+                          "malformed); it is left as it is")
         return conversation
 
     def save(self, conversation: dict[str, Any]) -> None:
@@ -54,13 +61,17 @@ class ConversationStore:
         temporary = self.directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, path)
+        except OSError:
+            temporary.unlink(missing_ok=True)  # a full disk leaves the previous version only
+            raise
         self._sync_directory()
 
     def create(self, conversation: dict[str, Any]) -> None:

@@ -47,15 +47,21 @@ class Upstream:
         if response.status_code != 200:
             return Reply(error=f"{model} answered HTTP {response.status_code}: {response.text[:300]}")
         try:
-            choice = response.json()["choices"][0]
+            body = response.json()
+            choice = body["choices"][0]
             message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
+            content = message.get("content") or ""
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if not isinstance(content, str) or not isinstance(reasoning, str | None):
+                raise TypeError("content is not text")
+            usage = body.get("usage") or {}
+            finish_reason = choice.get("finish_reason")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return Reply(error=f"{model} answered something that is not a chat completion: "
                                f"{response.text[:200]}")
-        return Reply(content=message.get("content") or "",
-                     reasoning=message.get("reasoning_content") or message.get("reasoning"),
-                     finish_reason=choice.get("finish_reason"),
-                     usage=response.json().get("usage") or {})
+        return Reply(content=content, reasoning=reasoning,
+                     finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+                     usage=usage if isinstance(usage, dict) else {})
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -162,3 +162,35 @@ def test_a_corrupt_file_is_reported_listed_and_left_as_it_is(tmp_path):
     other.write_text(json.dumps({"id": "c-0000000000000099", "messages": []}))
     with pytest.raises(Corrupt, match="does not hold conversation c-00000000000000bb"):
         store.load("c-00000000000000bb")
+
+
+def test_a_history_never_starts_with_the_speakers_own_turn():
+    """Rounds without an opening: the first speaker's second turn starts with its own reply,
+    which chat templates that alternate from the user (Gemma, Mistral) refuse."""
+    record = conversation()
+    said(record, "Ann", "Tabs.")
+    said(record, "Bob", "Spaces.")
+    messages, _ = c.history_for(record, c.participant(record, "Ann"), 8192)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "[relay] You opened the conversation."
+
+
+def test_the_estimate_counts_bytes_so_cjk_text_is_trimmed_in_time():
+    chinese = {"role": "user", "content": "中" * 9000}
+    assert c.estimate_tokens([chinese]) >= 9000  # about one token per character, never fewer
+    assert c.estimate_tokens([{"role": "user", "content": "a" * 9000}]) == 9000 // 3 + 8
+
+
+def test_a_system_prompt_that_leaves_no_room_for_the_conversation_is_refused():
+    with pytest.raises(c.BadRequest, match=r"participants\[0\]\.system: about \d+ tokens with max_tokens"):
+        conversation({"name": "Ann", "model": "qwen", "system": "中" * 999, "max_tokens": 1024})
+    assert conversation({"name": "Ann", "model": "qwen", "system": "s" * 500})["participants"]
+
+
+def test_a_file_of_the_wrong_shape_is_corrupt_not_a_crash(tmp_path):
+    store = ConversationStore(tmp_path)
+    (tmp_path / "c-00000000000000cc.json").write_text(json.dumps(
+        {"id": "c-00000000000000cc", "messages": [], "participants": "nobody"}))
+    with pytest.raises(Corrupt, match="not a conversation the relay wrote"):
+        store.load("c-00000000000000cc")
+    assert "corrupt" in store.summaries()[0]
